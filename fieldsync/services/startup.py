@@ -1,0 +1,21 @@
+"""What ``fieldsync serve`` prints and starts next to the WSGI server."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from fieldsync.services import demo as demo_service
+
+
+def banner(app: Flask, base_url: str, *, demo: bool) -> list[str]:
+    lines = [f"FieldSync listening on {base_url} (health: {base_url}/healthz)"]
+    if demo:
+        with app.app_context():
+            credentials = demo_service.read_credentials(app.config["DATA_DIR"])
+        for username, entry in credentials.items():
+            lines.append(f"log in: {username} / {entry['password']} ({entry['role']})")
+    return lines
+
+
+def start_background_jobs(app: Flask) -> None:
+    """Start the per-process scheduler (see ``fieldsync.jobs``)."""

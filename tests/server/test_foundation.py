@@ -1,0 +1,193 @@
+"""The application starts, migrates, answers /healthz and renders every error as a problem."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect, text
+
+from fieldsync import create_app, database
+from fieldsync.cli import cli
+from fieldsync.extensions import db
+from tests.conftest import ON_CI, PG_URL, _pg_admin_conninfo
+
+
+def test_healthz_reports_reachable_database(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok", "database": "reachable", "schema": "0001", "schema_current": True,
+    }
+
+
+def test_unknown_path_is_problem_json(client) -> None:
+    response = client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["code"] == "not_found"
+    assert response.json["status"] == 404
+
+
+def test_wrong_method_is_problem_json(client) -> None:
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.json["code"] == "method_not_allowed"
+
+
+def test_oversized_body_is_refused(app, client) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = client.post("/healthz", data=b"x" * 4096, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["code"] == "payload_too_large"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"fieldsync_empty_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(_pg_admin_conninfo(), autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        if ON_CI:
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    yield _pg_admin_conninfo().rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(_pg_admin_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrations_apply_from_empty_and_are_idempotent(empty_database_url, tmp_path) -> None:
+    app = create_app({"DATABASE_URL": empty_database_url, "DATA_DIR": str(tmp_path)})
+    with app.app_context():
+        try:
+            assert database.current_revision(db.engine) is None
+            assert database.upgrade(db.engine) == (None, "0001")
+            tables = set(inspect(db.engine).get_table_names())
+            assert {"users", "services", "sites", "cases", "case_events", "envelopes",
+                    "devices", "form_versions", "audit_log", "conflicts"} <= tables
+            assert database.upgrade(db.engine) == ("0001", "0001")
+            with db.engine.connect() as conn:
+                counters = dict(conn.execute(text("SELECT name, value FROM counters")).all())
+            assert counters == {"sync": 0, "received": 0}
+        finally:
+            db.engine.dispose()
+
+
+def test_event_and_audit_logs_refuse_updates_and_deletes(app) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO audit_log (at, actor, action, target_type, target_id, via) "
+            "VALUES (CURRENT_TIMESTAMP, 'admin', 'case.read', 'case', 'c1', 'api')"
+        ))
+    for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
+        with pytest.raises(Exception, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text(statement))
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT actor FROM audit_log")).scalars().all() == ["admin"]
+
+
+@pytest.fixture
+def cli_env(monkeypatch, app_config):
+    monkeypatch.setenv("FIELDSYNC_DATABASE_URL", app_config["DATABASE_URL"])
+    monkeypatch.setenv("FIELDSYNC_DATA_DIR", app_config["DATA_DIR"])
+    return CliRunner()
+
+
+def test_cli_init_and_users(cli_env) -> None:
+    result = cli_env.invoke(cli, ["init", "--demo"])
+    assert result.exit_code == 0, result.output
+    assert "schema is current (0001)" in result.output
+    assert "demo data loaded" in result.output
+
+    result = cli_env.invoke(cli, ["users", "add", "elena.dobre", "--role", "officer",
+                                  "--service", "CJ"])
+    assert result.exit_code == 0, result.output
+    assert "created officer elena.dobre" in result.output
+
+    listing = cli_env.invoke(cli, ["users", "list", "--json"])
+    rows = {row["username"]: row for row in __import__("json").loads(listing.output)}
+    assert rows["elena.dobre"] == {"username": "elena.dobre", "role": "officer",
+                                   "service": "CJ", "site": None, "active": True}
+    assert rows["dan.parc"]["site"] == "BV-PARC"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["users", "add", "ion.popescu", "--role", "officer", "--service", "BV"],
+         "Error: user 'ion.popescu' already exists"),
+        (["users", "add", "someone", "--role", "boss"],
+         "Error: unknown role 'boss': choose one of officer, supervisor, reviewer, admin"),
+        (["users", "add", "someone", "--role", "officer"],
+         "Error: an officer needs a probation service: pass --service CODE"),
+        (["users", "add", "someone", "--role", "officer", "--service", "ZZ"],
+         "Error: no probation service with code 'ZZ'"),
+        (["users", "add", "Bad Name", "--role", "admin"], "Error: invalid user name 'Bad Name'"),
+    ],
+)
+def test_cli_users_add_refuses_bad_input(cli_env, args, message) -> None:
+    assert cli_env.invoke(cli, ["init", "--demo"]).exit_code == 0
+    before = cli_env.invoke(cli, ["users", "list", "--json"]).output
+    result = cli_env.invoke(cli, args)
+    assert result.exit_code == 1
+    assert result.output.startswith(message)
+    assert len(result.output.strip().splitlines()) == 1
+    assert cli_env.invoke(cli, ["users", "list", "--json"]).output == before
+
+
+def test_cli_unreachable_database_is_one_line(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("FIELDSYNC_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("FIELDSYNC_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli, ["init"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: database unreachable:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_initialises_a_new_database_and_answers_healthz(tmp_path) -> None:
+    port = free_port()
+    env = {**os.environ, "FIELDSYNC_DATA_DIR": str(tmp_path / "data")}
+    env.pop("FIELDSYNC_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", "serve", "--port", str(port), "--demo"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "server did not start in 30 s"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["database"] == "reachable"
+        assert response.headers["server"] == "fieldsync"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert "schema upgraded from empty to 0001" in output
+    assert f"FieldSync listening on http://127.0.0.1:{port}" in output
+    assert "log in: admin / " in output
