@@ -34,6 +34,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KEY_PASSPHRASE", None, "Passphrase protecting the server key ring file "
             "(`keyring.json` in the data directory). Unset: the file is protected by its "
             "permissions only."),
+    Setting("KEY_PASSPHRASE_FILE", None, "File holding the key ring passphrase (first line); "
+            "wins over KEY_PASSPHRASE."),
     Setting("MAX_CONTENT_LENGTH", 8 * 1024 * 1024, "Largest accepted request body in bytes."),
     Setting("PUSH_BATCH_LIMIT", 100, "Most envelopes accepted in one push request."),
     Setting("PULL_PAGE_SIZE", 200, "Most cases and tombstones returned in one pull page."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, request
 
-from fieldsync.api import errors, health
+from fieldsync.api import auth, errors, forms_admin, health, review, sync
 from fieldsync.errors import PayloadTooLarge
 
 
@@ -21,3 +21,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.before_request(refuse_oversized_body)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(sync.blueprint)
+    app.register_blueprint(review.blueprint)
+    app.register_blueprint(forms_admin.blueprint)

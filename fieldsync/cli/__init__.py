@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fieldsync.cli import setup, users
+from fieldsync.cli import cases, devices, forms, setup, users
 from fieldsync.cli.base import cli
 
 __all__ = ["cli", "main"]
 
-for module in (setup, users):
+for module in (setup, users, forms, devices, cases):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -41,7 +41,8 @@ def serve(ctx: CliContext, host: str, port: int, threads: int, demo: bool) -> No
     base_url = f"http://{host}:{port}"
     for line in startup.banner(app, base_url, demo=demo):
         click.echo(line)
-    startup.start_background_jobs(app)
+    for line in startup.start_background_jobs(app):
+        click.echo(line)
     waitress.serve(app, host=host, port=port, threads=threads, ident="fieldsync",
                    _quiet=True)
 

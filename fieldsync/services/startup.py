@@ -17,5 +17,10 @@ def banner(app: Flask, base_url: str, *, demo: bool) -> list[str]:
     return lines
 
 
-def start_background_jobs(app: Flask) -> None:
-    """Start the per-process scheduler (see ``fieldsync.jobs``)."""
+def start_background_jobs(app: Flask) -> list[str]:
+    """Finish envelopes a crash left unprocessed, then start the per-process scheduler."""
+    from fieldsync import jobs
+
+    done = jobs.recover(app)
+    jobs.start(app)
+    return [f"recovered {done} envelope(s) left unprocessed by a crash"] if done else []

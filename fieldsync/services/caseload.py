@@ -1,0 +1,116 @@
+"""Pull: what a device may see, changed since its cursor.
+
+A device's scope is its user's caseload (officers: cases they own) or placements (supervisors:
+cases placed at their site). The cursor is the server sequence number of the last change the
+device received. Both queries are driven by an index on (scope column, change_seq) or
+(scope, seq), so a pull costs in proportion to the changes since the cursor, not to the store.
+Properties are projected by role: supervisors receive only ``public`` ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from fieldsync.core.hlc import Timestamp, format_timestamp, wall_clock_millis
+from fieldsync.errors import Forbidden, InvalidInput
+from fieldsync.extensions import db
+from fieldsync.models import Case, ScopeTombstone, User
+from fieldsync.services import forms as forms_service
+
+VISIBLE = {
+    "officer": ("public", "restricted", "confidential"),
+    "supervisor": ("public",),
+}
+
+
+def scope_of(user: User) -> tuple[str, Any, str]:
+    """(column name, value, tombstone scope) of the device user's scope."""
+    if user.role == "officer":
+        return "owner_officer", user.username, f"officer:{user.username}"
+    if user.role == "supervisor" and user.site is not None:
+        return "site", user.site.code, f"site:{user.site.code}"
+    raise Forbidden(f"role {user.role} has no device caseload")
+
+
+def project(case: Case, role: str) -> dict[str, Any]:
+    """The case as a device of ``role`` may see it."""
+    visible = VISIBLE[role]
+    state = case.state
+    properties = {
+        name: {
+            "value": prop["value"],
+            "policy": prop["policy"],
+            "sensitivity": prop["sensitivity"],
+            "hlc": prop["provenance"]["hlc"],
+            "conflict": prop.get("conflict_id") is not None,
+        }
+        for name, prop in state["properties"].items()
+        if prop["sensitivity"] in visible
+    }
+    body = {
+        "case_id": case.id,
+        "case_number": case.case_number,
+        "status": case.status,
+        "revision": case.revision,
+        "heads": state["heads"],
+        "properties": properties,
+        "seq": case.change_seq,
+    }
+    if role == "officer":
+        body["open_conflicts"] = [
+            {"id": c["id"], "property": c["property"]} for c in state["conflicts"]
+        ]
+    return body
+
+
+def pull(user: User, cursor: int, limit: int) -> dict[str, Any]:
+    if cursor < 0:
+        raise InvalidInput("cursor must be a non-negative integer")
+    column_name, value, scope = scope_of(user)
+    column = getattr(Case, column_name)
+    cases = list(db.session.scalars(
+        select(Case)
+        .where(column == value, Case.status != "closed", Case.change_seq > cursor)
+        .order_by(Case.change_seq)
+        .limit(limit + 1)
+    ))
+    tombstones = list(db.session.scalars(
+        select(ScopeTombstone)
+        .where(ScopeTombstone.scope == scope, ScopeTombstone.seq > cursor)
+        .order_by(ScopeTombstone.seq)
+        .limit(limit + 1)
+    ))
+    items: list[tuple[int, str, Any]] = sorted(
+        [(c.change_seq, "case", c) for c in cases]
+        + [(t.seq, "tombstone", t) for t in tombstones],
+        key=lambda item: (item[0], item[1]),
+    )
+    more = len(items) > limit
+    page = items[:limit]
+    if more and items[limit][0] == page[-1][0]:
+        # Never split one sequence number across pages: the cursor would skip the rest.
+        page = [item for item in page if item[0] < page[-1][0]] or items[: limit + 1]
+    next_cursor = page[-1][0] if page else cursor
+    body_cases, body_tombstones = [], []
+    for _, kind, item in page:
+        if kind == "case":
+            body_cases.append(project(item, user.role))
+        else:
+            body_tombstones.append({"case_id": item.case_id, "seq": item.seq,
+                                    "reason": item.reason})
+    return {
+        "cases": body_cases,
+        "tombstones": body_tombstones,
+        "cursor": next_cursor,
+        "more": more,
+        "server_hlc": server_hlc(body_cases),
+        "forms_manifest_hash": forms_service.manifest()["hash"],
+    }
+
+
+def server_hlc(cases: list[dict[str, Any]]) -> str:
+    """A timestamp at or after everything in this page and the server's wall clock."""
+    now = format_timestamp(Timestamp(wall_clock_millis(), 0, "server"))
+    return max([now] + [p["hlc"] for c in cases for p in c["properties"].values()])

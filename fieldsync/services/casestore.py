@@ -1,0 +1,332 @@
+"""The case store: append events to the log and keep the materialised cases in step.
+
+Every change to a case goes through :class:`CaseWriter` inside one transaction:
+
+1. ``stage(incoming)`` locks the case row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite
+   serialises writers with ``BEGIN IMMEDIATE``), loads the case's events, checks the new event
+   (case exists or not, its base heads are known, the author may write to it) and merges the
+   whole set with :func:`fieldsync.core.merge.merge`. A problem raises :class:`CaseRejection`
+   and stages nothing.
+2. ``flush()`` reserves server sequence numbers (last, so commits happen in sequence order),
+   writes the event rows, the case rows, the conflict rows and scope tombstones.
+
+Because the case is recomputed from the full set of its events, the view cannot depend on the
+order in which submissions arrive, and ``rebuild`` can re-derive and compare it at any time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from fieldsync.core.merge import CaseState, Event, HistoryError, merge
+from fieldsync.errors import FieldsyncError
+from fieldsync.extensions import db
+from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
+from fieldsync.services import sequence
+
+NAME_PROPERTIES = ("full_name", "name")
+
+
+class CaseRejection(FieldsyncError):
+    """The case store refuses an event; ``code`` is the machine-readable reason."""
+
+    status = 409
+    title = "The case store refused the submission"
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.code = code
+
+
+@dataclass
+class Incoming:
+    """A validated event on its way into the log."""
+
+    id: str
+    case_id: str
+    parents: list[str]
+    base_revision: int
+    hlc: str
+    device_id: str
+    user: User
+    actor: str
+    ops: list[dict[str, Any]]
+    creates: bool
+    form_id: str | None = None
+    form_version: int | None = None
+
+
+@dataclass
+class Staged:
+    incoming: Incoming
+    state: CaseState
+    previous: dict[str, Any] | None
+    seq: int = 0
+
+
+@dataclass
+class CaseWriter:
+    """Stages events for several cases in one transaction, then writes them in one go."""
+
+    staged: list[Staged] = field(default_factory=list)
+    _events: dict[str, list[Event]] = field(default_factory=dict)
+    _rows: dict[str, Case | None] = field(default_factory=dict)
+    _latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def events_of(self, case_id: str) -> list[Event]:
+        if case_id not in self._events:
+            self._rows[case_id] = lock_case(case_id)
+            self._events[case_id] = load_events(case_id)
+        return self._events[case_id]
+
+    def stage(self, incoming: Incoming) -> Staged:
+        events = self.events_of(incoming.case_id)
+        known = {e.id for e in events}
+        if incoming.id in known:
+            raise CaseRejection("duplicate_event", f"event {incoming.id} is already in the log")
+        if incoming.creates and events:
+            raise CaseRejection("case_exists", f"case {incoming.case_id} already exists; an "
+                                "intake form cannot create it again")
+        if not incoming.creates and not events:
+            raise CaseRejection("unknown_case", f"no case {incoming.case_id}: pull first, or "
+                                "fill an intake form to create it")
+        unknown = sorted(set(incoming.parents) - known)
+        if unknown:
+            raise CaseRejection("unknown_base", f"base heads {', '.join(unknown)} are not "
+                                f"events of case {incoming.case_id}")
+        if incoming.actor == "device" and not incoming.creates:
+            previous = self.previous_state(incoming.case_id)
+            check_may_write(incoming, previous)
+        new = Event(
+            id=incoming.id, case_id=incoming.case_id, parents=frozenset(incoming.parents),
+            hlc=incoming.hlc, device_id=incoming.device_id, user_id=incoming.user.username,
+            actor=incoming.actor, ops=tuple(incoming.ops),
+        )
+        try:
+            state = merge([*events, new], case_id=incoming.case_id)
+        except HistoryError as exc:
+            raise CaseRejection("invalid_history", exc.detail) from exc
+        staged = Staged(incoming, state, self.previous_state(incoming.case_id))
+        events.append(new)
+        self.staged.append(staged)
+        self._latest[incoming.case_id] = state.to_dict()
+        return staged
+
+    def previous_state(self, case_id: str) -> dict[str, Any] | None:
+        if case_id in self._latest:
+            return self._latest[case_id]
+        row = self._rows.get(case_id)
+        return row.state if row is not None else None
+
+    def flush(self) -> None:
+        """Assign sequence numbers and write everything staged. The caller commits."""
+        if not self.staged:
+            return
+        first = sequence.next_value("sync", len(self.staged))
+        for offset, staged in enumerate(self.staged):
+            staged.seq = first + offset
+            write_event(staged)
+            write_case(staged, self._rows)
+        self.staged = []
+
+
+def lock_case(case_id: str) -> Case | None:
+    return db.session.scalar(select(Case).where(Case.id == case_id).with_for_update())
+
+
+def load_events(case_id: str) -> list[Event]:
+    rows = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))
+    return [to_core_event(row) for row in rows]
+
+
+def to_core_event(row: CaseEvent) -> Event:
+    return Event(
+        id=row.id, case_id=row.case_id, parents=frozenset(row.parents), hlc=row.hlc,
+        device_id=row.device_id, user_id=row.user_id, actor=row.actor, ops=tuple(row.ops),
+        seq=row.seq,
+    )
+
+
+def property_value(state: dict[str, Any] | None, name: str) -> Any:
+    if not state:
+        return None
+    prop = state.get("properties", {}).get(name)
+    return prop["value"] if prop else None
+
+
+def check_may_write(incoming: Incoming, state: dict[str, Any] | None) -> None:
+    """A device may write to a case in its user's scope, or one it demonstrably had."""
+    user = incoming.user
+    if user.role == "officer" and property_value(state, "owner_officer") == user.username:
+        return
+    if (user.role == "supervisor" and user.site is not None
+            and property_value(state, "site") == user.site.code):
+        return
+    if incoming.parents:
+        # The device pulled the case while it was in scope (it knows the case's heads), and
+        # edited it offline before a transfer: the record is kept, never dropped.
+        return
+    raise CaseRejection("case_out_of_scope", f"case {incoming.case_id} is not in the caseload "
+                        f"of {user.username}")
+
+
+def write_event(staged: Staged) -> None:
+    i = staged.incoming
+    db.session.add(CaseEvent(
+        id=i.id, case_id=i.case_id, seq=staged.seq, parents=sorted(i.parents),
+        base_revision=i.base_revision, hlc=i.hlc, device_id=i.device_id,
+        user_id=i.user.username, actor=i.actor, form_id=i.form_id,
+        form_version=i.form_version, ops=i.ops,
+    ))
+
+
+def columns_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The indexed columns of the case row, derived from the merged state."""
+    name = next((property_value(state, p) for p in NAME_PROPERTIES
+                 if property_value(state, p)), "")
+    return {
+        "status": state["status"] or "unknown",
+        "owner_service": property_value(state, "owner_service"),
+        "owner_officer": property_value(state, "owner_officer"),
+        "site": property_value(state, "site"),
+        "case_number": property_value(state, "case_number"),
+        "display_name": str(name)[:200],
+        "revision": state["revision"],
+        "open_conflicts": len(state["conflicts"]),
+    }
+
+
+def scopes_of(columns: dict[str, Any]) -> set[str]:
+    """The device scopes a case belongs to: its officer's caseload and its site."""
+    if columns["status"] == "closed":
+        return set()
+    scopes = set()
+    if columns["owner_officer"]:
+        scopes.add(f"officer:{columns['owner_officer']}")
+    if columns["site"]:
+        scopes.add(f"site:{columns['site']}")
+    return scopes
+
+
+def write_case(staged: Staged, rows: dict[str, Case | None]) -> None:
+    case_id = staged.incoming.case_id
+    state = staged.state.to_dict()
+    columns = columns_of(state)
+    row = rows.get(case_id)
+    now = utcnow()
+    if row is None:
+        row = Case(id=case_id, state=state, change_seq=staged.seq, created_at=now, **columns)
+        db.session.add(row)
+        rows[case_id] = row
+        before: set[str] = set()
+    else:
+        before = scopes_of(columns_of(row.state))
+        for key, value in columns.items():
+            setattr(row, key, value)
+        row.state = state
+        row.change_seq = staged.seq
+        row.updated_at = now
+    for scope in sorted(before - scopes_of(columns)):
+        reason = "closed" if columns["status"] == "closed" else "left_scope"
+        db.session.add(ScopeTombstone(scope=scope, case_id=case_id, seq=staged.seq,
+                                      reason=reason))
+    sync_conflicts(case_id, state)
+
+
+def sync_conflicts(case_id: str, state: dict[str, Any]) -> None:
+    """Mirror the merged state's conflicts into the conflicts table (open/resolved/superseded)."""
+    existing = {c.id: c for c in db.session.scalars(
+        select(Conflict).where(Conflict.case_id == case_id))}
+    open_ids = set()
+    for conflict in state["conflicts"]:
+        open_ids.add(conflict["id"])
+        row = existing.get(conflict["id"])
+        if row is None:
+            db.session.add(Conflict(
+                id=conflict["id"], case_id=case_id, property=conflict["property"],
+                status="open", candidates=conflict["candidates"],
+                provisional=conflict["provisional"],
+            ))
+        else:
+            row.status = "open"
+            row.candidates = conflict["candidates"]
+            row.provisional = conflict["provisional"]
+            row.resolution = None
+            row.closed_at = None
+    resolutions = {r["id"]: r for r in state["resolved_conflicts"]}
+    for conflict_id, row in existing.items():
+        if conflict_id in open_ids or row.status != "open":
+            continue
+        row.closed_at = utcnow()
+        if conflict_id in resolutions:
+            row.status = "resolved"
+            row.resolution = resolutions[conflict_id]
+        else:
+            row.status = "superseded"
+
+
+@dataclass
+class RebuildReport:
+    checked: int = 0
+    differences: dict[str, list[str]] = field(default_factory=dict)
+
+
+def diff_states(stored: dict[str, Any], derived: dict[str, Any], prefix: str = "") -> list[str]:
+    """Paths at which two JSON values differ (at most a few per case)."""
+    if isinstance(stored, dict) and isinstance(derived, dict):
+        out: list[str] = []
+        for key in sorted(set(stored) | set(derived), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in stored or key not in derived:
+                out.append(path)
+            else:
+                out.extend(diff_states(stored[key], derived[key], path))
+        return out
+    return [] if stored == derived else [prefix or "(root)"]
+
+
+def rebuild(case_ids: list[str] | None = None, *, apply: bool = False,
+            progress: Any = None) -> RebuildReport:
+    """Re-derive cases from the event log and compare with the stored view.
+
+    With ``apply`` a differing case is rewritten from the log (the log is the truth).
+    ``progress(done, total)`` is called now and then on long runs.
+    """
+    report = RebuildReport()
+    if case_ids is None:
+        case_ids = list(db.session.scalars(select(Case.id).order_by(Case.id)))
+    total = len(case_ids)
+    for start in range(0, total, 500):
+        chunk = case_ids[start:start + 500]
+        events: dict[str, list[Event]] = {case_id: [] for case_id in chunk}
+        for row in db.session.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(chunk))):
+            events[row.case_id].append(to_core_event(row))
+        cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(chunk)))}
+        for case_id in chunk:
+            report.checked += 1
+            derived = merge(events[case_id], case_id=case_id).to_dict()
+            case = cases.get(case_id)
+            if case is None:
+                report.differences[case_id] = ["(case row missing)"]
+                continue
+            differences = diff_states(case.state, derived)
+            derived_columns = columns_of(derived)
+            differences += [f"column {key}" for key, value in derived_columns.items()
+                            if getattr(case, key) != value]
+            if differences:
+                report.differences[case_id] = differences[:10]
+                if apply:
+                    case.state = derived
+                    for key, value in derived_columns.items():
+                        setattr(case, key, value)
+                    sync_conflicts(case_id, derived)
+        if apply:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        if progress is not None:
+            progress(min(start + 500, total), total)
+    return report

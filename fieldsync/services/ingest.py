@@ -1,0 +1,350 @@
+"""Push: receive sealed envelopes, store them as received, then open, validate and apply them.
+
+For each envelope of a batch, in two transactions:
+
+1. **Receive** (committed before anything is opened): parse the wire bytes, check that the
+   envelope names the pushing device and that the device's key signed it, detect duplicates and
+   reused ids, and store the exact bytes with state ``received``.
+2. **Process**: decrypt, check the payload repeats the header, validate the answers with the form
+   engine against the exact form version, and hand the operations to the case store. Accepted
+   envelopes get a server sequence number and a signed receipt in the same transaction that
+   writes the events; the HTTP answer is sent only after that commit.
+
+A crash between the two leaves envelopes in state ``received``; :func:`process_pending` (run at
+start-up and by the recovery job) finishes them. Because an event's id is its submission id, an
+envelope can never be applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from fieldsync.core import envelopes as env
+from fieldsync.core.forms.engine import validate
+from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
+from fieldsync.core.receipts import sign_receipt
+from fieldsync.extensions import db
+from fieldsync.models import Device, StoredEnvelope, User, utcnow
+from fieldsync.services import forms as forms_service
+from fieldsync.services import keyring, sequence
+from fieldsync.services.casestore import CaseRejection, CaseWriter, Incoming
+
+log = logging.getLogger(__name__)
+
+PROCESS_ATTEMPTS = 5
+
+
+@dataclass
+class Result:
+    """The answer for one envelope of a push."""
+
+    index: int
+    status: str  # accepted | duplicate | rejected | quarantined
+    submission_id: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    errors: Any = None
+    receipt: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "status": self.status,
+                                "submission_id": self.submission_id}
+        if self.receipt is not None:
+            body["receipt"] = self.receipt
+        if self.code is not None:
+            body["code"] = self.code
+            body["detail"] = self.detail
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, detail: str, errors: Any = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+
+
+@dataclass
+class _Pending:
+    index: int
+    stored: StoredEnvelope
+    envelope: env.Envelope
+    incoming: Incoming | None = None
+    results: list[Result] = field(default_factory=list)
+
+
+def push(device: Device, items: list[str]) -> list[Result]:
+    """Receive and process a batch of base64url envelopes from ``device``."""
+    results: dict[int, Result] = {}
+    first_index: dict[str, int] = {}
+    repeats: list[tuple[int, str]] = []
+    for index, text in enumerate(items):
+        try:
+            outcome = receive(device, text)
+        except Rejected as exc:
+            results[index] = Result(index, "rejected", code=exc.code, detail=exc.detail,
+                                    errors=exc.errors)
+            continue
+        if isinstance(outcome, Result):
+            outcome.index = index
+            results[index] = outcome
+        elif outcome in first_index:
+            repeats.append((index, outcome))  # the same envelope twice in one batch
+        else:
+            first_index[outcome] = index
+    device.last_seen_at = utcnow()
+    db.session.commit()  # durable before anything is opened
+    for submission_id, result in process_submissions(list(first_index)).items():
+        result.index = first_index[submission_id]
+        results[result.index] = result
+    for index, submission_id in repeats:
+        original = results[first_index[submission_id]]
+        status = "duplicate" if original.status == "accepted" else original.status
+        results[index] = Result(index, status, submission_id, original.code, original.detail,
+                                original.errors, original.receipt)
+    return [results[i] for i in range(len(items))]
+
+
+def receive(device: Device, text: Any) -> Result | str:
+    """Check and store one envelope; returns the submission id to process, or a final result."""
+    if not isinstance(text, str):
+        raise Rejected("malformed_envelope", "each envelope must be a base64url string")
+    try:
+        envelope = env.Envelope.from_text(text)
+    except env.EnvelopeError as exc:
+        raise Rejected(exc.code, exc.detail) from None
+    header = envelope.header
+    if header.device_id != device.id:
+        raise Rejected("device_mismatch", f"envelope was sealed by device {header.device_id}, "
+                       f"not by the pushing device {device.id}")
+    try:
+        env.verify_signature(envelope, device.public_key)
+    except env.BadSignature as exc:
+        raise Rejected(exc.code, exc.detail) from None
+    raw = envelope.to_bytes()
+    digest = env.envelope_digest(raw)
+    existing = db.session.get(StoredEnvelope, header.submission_id)
+    if existing is not None:
+        if existing.digest != digest:
+            raise Rejected("id_reused_with_different_content",
+                           f"submission {header.submission_id} was already received with "
+                           "different content")
+        if existing.state == "accepted":
+            return Result(0, "duplicate", header.submission_id, receipt=existing.receipt)
+        if existing.state == "quarantined":
+            return Result(0, "quarantined", header.submission_id, code="quarantined",
+                          detail="held for review")
+        existing.state = "received"  # a rejected envelope may succeed now (e.g. form published)
+        return header.submission_id
+    db.session.add(StoredEnvelope(
+        submission_id=header.submission_id, device_id=device.id, digest=digest, raw=raw,
+        received_seq=sequence.next_value("received"), state="received",
+    ))
+    return header.submission_id
+
+
+def process_submissions(submission_ids: list[str]) -> dict[str, Result]:
+    """Open and apply stored envelopes in one transaction, retrying on lock conflicts."""
+    if not submission_ids:
+        return {}
+    for attempt in range(1, PROCESS_ATTEMPTS + 1):
+        try:
+            results = _process_once(submission_ids)
+            db.session.commit()
+            return results
+        except (IntegrityError, DBAPIError) as exc:
+            db.session.rollback()
+            if attempt == PROCESS_ATTEMPTS or not retryable(exc):
+                raise
+            log.info("retrying batch after %s (attempt %d)", type(exc.orig).__name__, attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+def retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # e.g. two workers creating the same case: the retry sees it exists
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
+
+
+def _process_once(submission_ids: list[str]) -> dict[str, Result]:
+    # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
+    # the same envelope waits here, then sees it accepted and answers ``duplicate``.
+    rows = list(db.session.scalars(
+        select(StoredEnvelope)
+        .where(StoredEnvelope.submission_id.in_(submission_ids))
+        .order_by(StoredEnvelope.submission_id)
+        .with_for_update()
+    ))
+    results: dict[str, Result] = {}
+    ready: list[tuple[StoredEnvelope, Incoming]] = []
+    for row in rows:
+        if row.state == "accepted":
+            results[row.submission_id] = Result(0, "duplicate", row.submission_id,
+                                                receipt=row.receipt)
+            continue
+        try:
+            ready.append((row, open_and_validate(row)))
+        except Rejected as exc:
+            results[row.submission_id] = reject(row, exc)
+    # Lock cases in a fixed order so that concurrent workers cannot deadlock.
+    ready.sort(key=lambda item: (item[1].case_id, item[1].hlc, item[1].id))
+    writer = CaseWriter()
+    staged: list[tuple[StoredEnvelope, Incoming]] = []
+    for row, incoming in ready:
+        try:
+            writer.stage(incoming)
+        except CaseRejection as exc:
+            results[row.submission_id] = reject(row, Rejected(exc.code, exc.detail))
+            continue
+        staged.append((row, incoming))
+    stages = list(writer.staged)
+    writer.flush()
+    ring = keyring.get()
+    now = utcnow()
+    for (row, incoming), stage in zip(staged, stages, strict=True):
+        receipt = sign_receipt({
+            "submission_id": row.submission_id,
+            "envelope_digest": row.digest,
+            "sequence": stage.seq,
+            "status": "accepted",
+            "timestamp": now.isoformat(),
+            "case_id": incoming.case_id,
+            "revision": stage.state.revision,
+        }, ring.receipt_signing_key)
+        row.state = "accepted"
+        row.seq = stage.seq
+        row.case_id = incoming.case_id
+        row.receipt = receipt
+        row.reject_code = row.reject_detail = None
+        row.processed_at = now
+        results[row.submission_id] = Result(0, "accepted", row.submission_id, receipt=receipt)
+    return results
+
+
+def reject(row: StoredEnvelope, exc: Rejected) -> Result:
+    row.state = "rejected"
+    row.reject_code = exc.code
+    row.reject_detail = {"detail": exc.detail, "errors": exc.errors}
+    row.processed_at = utcnow()
+    return Result(0, "rejected", row.submission_id, code=exc.code, detail=exc.detail,
+                  errors=exc.errors)
+
+
+PAYLOAD_KEYS = {"submission_id", "form_id", "form_version", "case_id", "base", "answers"}
+
+
+def open_and_validate(row: StoredEnvelope) -> Incoming:
+    """Decrypt the stored envelope and turn it into a validated event (or raise Rejected)."""
+    envelope = env.Envelope.from_bytes(row.raw)
+    header = envelope.header
+    device = db.session.get(Device, row.device_id)
+    assert device is not None
+    ring = keyring.get()
+    try:
+        payload = env.open_envelope(envelope, ring.private_key)
+    except env.EnvelopeError as exc:
+        raise Rejected(exc.code, exc.detail) from None
+    for key in ("submission_id", "form_id", "form_version"):
+        if payload.get(key) != getattr(header, key):
+            raise Rejected("header_mismatch", f"the sealed payload's {key} "
+                           f"{payload.get(key)!r} does not match the header's "
+                           f"{getattr(header, key)!r}")
+    problems = payload_problems(payload)
+    if problems:
+        raise Rejected("malformed_payload", "the sealed payload does not follow the protocol",
+                       errors=problems)
+    try:
+        stamp = parse_timestamp(header.hlc)
+    except InvalidTimestamp as exc:
+        raise Rejected("malformed_envelope", exc.detail) from None
+    drift_ms = int(current_app.config["MAX_CLOCK_DRIFT"]) * 1000
+    if stamp.millis - wall_clock_millis() > drift_ms:
+        raise Rejected("clock_out_of_range", f"the envelope's clock {header.hlc} is more than "
+                       f"{drift_ms // 1000} s ahead of the server's")
+    form = forms_service.compiled(header.form_id, header.form_version)
+    if form is None:
+        raise Rejected("unknown_form_version", f"form {header.form_id} version "
+                       f"{header.form_version} is not published on this server")
+    result = validate(form, payload["answers"], settings=forms_service.form_settings())
+    if not result.ok:
+        raise Rejected("invalid_answers", "the answers do not pass the form's validation",
+                       errors=result.errors)
+    user: User = device.user
+    creates = form.case.mode == "create"
+    if creates and user.role != "officer":
+        raise Rejected("forbidden_form", f"only officers may fill {form.form_id}: it opens a case")
+    ops = list(result.operations)
+    if creates:
+        ops.extend(owner_operations(user, header.submission_id))
+    base = payload["base"]
+    return Incoming(
+        id=header.submission_id, case_id=payload["case_id"], parents=list(base["heads"]),
+        base_revision=int(base.get("revision", 0)), hlc=header.hlc, device_id=device.id,
+        user=user, actor="device", ops=ops, creates=creates, form_id=form.form_id,
+        form_version=form.version,
+    )
+
+
+def owner_operations(user: User, submission_id: str) -> list[dict[str, Any]]:
+    """What the server adds to an intake: the owning service and officer, and a case number."""
+    service = user.service.code if user.service else None
+    number = f"{service or 'X'}-{submission_id[:8].upper()}"
+    return [
+        {"type": "set", "property": "owner_service", "value": service, "policy": "server",
+         "sensitivity": "public"},
+        {"type": "set", "property": "owner_officer", "value": user.username, "policy": "server",
+         "sensitivity": "restricted"},
+        {"type": "set", "property": "case_number", "value": number, "policy": "server",
+         "sensitivity": "public"},
+    ]
+
+
+def payload_problems(payload: dict[str, Any]) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    unknown = sorted(set(payload) - PAYLOAD_KEYS)
+    if unknown:
+        problems["payload"] = [f"unknown keys: {', '.join(unknown)}"]
+    if not env.is_submission_id(payload.get("case_id")):
+        problems["case_id"] = ["must be a lower-case hyphenated UUID"]
+    base = payload.get("base")
+    if not isinstance(base, dict):
+        problems["base"] = ["must be an object {revision, heads}"]
+    else:
+        heads = base.get("heads")
+        if not isinstance(heads, list) or not all(env.is_submission_id(h) for h in heads):
+            problems["base.heads"] = ["must be a list of event ids"]
+        revision = base.get("revision", 0)
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+            problems["base.revision"] = ["must be a non-negative integer"]
+    if not isinstance(payload.get("answers"), dict):
+        problems["answers"] = ["must be an object"]
+    return problems
+
+
+def process_pending(limit: int = 500) -> int:
+    """Finish envelopes left in state ``received`` (after a crash). Returns how many."""
+    done = 0
+    while True:
+        ids = list(db.session.scalars(
+            select(StoredEnvelope.submission_id)
+            .where(StoredEnvelope.state == "received")
+            .order_by(StoredEnvelope.received_seq)
+            .limit(limit)
+        ))
+        db.session.rollback()
+        if not ids:
+            return done
+        process_submissions(ids)
+        done += len(ids)

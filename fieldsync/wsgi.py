@@ -1,0 +1,10 @@
+"""WSGI entry point for external servers: ``gunicorn -w 4 'fieldsync.wsgi:app'``.
+
+Creates the application from the environment and starts this worker's recovery job.
+"""
+
+from fieldsync import create_app
+from fieldsync.services.startup import start_background_jobs
+
+app = create_app()
+start_background_jobs(app)

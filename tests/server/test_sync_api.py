@@ -1,0 +1,55 @@
+"""The sync protocol through the Flask app: enrol, push, pull, with real sealed envelopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from fieldsync.core.receipts import verify_receipt
+from fieldsync.services import keyring
+from tests.server.support import INTAKE, UPDATE, enrol, make_org, publish_test_forms
+
+
+@pytest.fixture
+def world(app, client):
+    keyring.ensure(app)
+    make_org()
+    publish_test_forms()
+    return client
+
+
+def test_intake_push_then_pull_round_trip(world) -> None:
+    ion = enrol(world, "ion")
+    text = ion.seal(INTAKE, {"full_name": "Vasile Pop", "national_id": "1850101123456",
+                             "address": "Str. Lungă 1", "hours_ordered": 120})
+    result = ion.push_one(text)
+    assert result["status"] == "accepted", result
+    receipt = verify_receipt(result["receipt"], ion.receipt_key)
+    assert receipt["sequence"] >= 1
+
+    ion.pull()
+    [case] = ion.cases.values()
+    assert case["properties"]["name"]["value"] == "Vasile Pop"
+    assert case["properties"]["owner_officer"]["value"] == "ion"
+    assert case["properties"]["hours_ordered"]["value"] == 120
+    assert case["revision"] == 1
+
+    again = ion.push_one(text)
+    assert again["status"] == "duplicate"
+    assert again["receipt"] == result["receipt"]
+
+
+def test_concurrent_manual_edits_open_a_conflict(world) -> None:
+    ion = enrol(world, "ion")
+    other = enrol(world, "ion")
+    case_id = "6f0c7a51-2a9a-4d43-9d4b-0d8a3c1e2f00"
+    assert ion.push_one(ion.seal(INTAKE, {"full_name": "A B"}, case_id=case_id))["status"] \
+        == "accepted"
+    ion.pull()
+    other.pull()
+    r1 = ion.push_one(ion.seal(UPDATE, {"risk_level": "high"}, case_id=case_id))
+    r2 = other.push_one(other.seal(UPDATE, {"risk_level": "low"}, case_id=case_id))
+    assert (r1["status"], r2["status"]) == ("accepted", "accepted")
+    ion.pull()
+    case = ion.cases[case_id]
+    assert case["properties"]["risk_level"]["conflict"] is True
+    assert len(case["open_conflicts"]) == 1
