@@ -123,6 +123,9 @@ class Tablet:
             form_id=form["form_id"], form_version=form["version"],
             hlc=hlc or self.hlc.now(), recipient=self.recipient(), signing_key=self.signing_key,
         )
+        # The device has now seen its own submission: its next edit of this case builds on it.
+        self.cases[case_id] = {**(known or {}), "case_id": case_id, "heads": [submission_id],
+                               "revision": revision + 1}
         return envelope.to_text()
 
     def push(self, *texts: str) -> list[dict[str, Any]]:
