@@ -109,8 +109,8 @@ def test_error_string_lists_every_problem_one_per_line() -> None:
             [
                 (
                     "fields[0].required",
-                    "invalid expression (line 1, column 5): Syntax error: extraneous input 'please' "
-                    "expecting <EOF>",
+                    "invalid expression (line 1, column 5): "
+                    "Syntax error: extraneous input 'please' expecting <EOF>",
                 ),
             ],
         ),

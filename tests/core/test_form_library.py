@@ -181,7 +181,8 @@ def test_intake_deferral_without_community_work_orders_no_hours() -> None:
             {
                 "term_years": ["Suspended sentence - 2 to 4 years; deferral - 2 years."],
                 "community_work_days": [
-                    "Suspended sentence - 60 to 120 days; deferral - 0 or 30 to 60; fine - at least one."
+                    "Suspended sentence - 60 to 120 days; deferral - 0 or 30 to 60; "
+                    "fine - at least one."
                 ],
             },
         ),
@@ -189,7 +190,8 @@ def test_intake_deferral_without_community_work_orders_no_hours() -> None:
             {"community_work_days": 59},
             {
                 "community_work_days": [
-                    "Suspended sentence - 60 to 120 days; deferral - 0 or 30 to 60; fine - at least one."
+                    "Suspended sentence - 60 to 120 days; deferral - 0 or 30 to 60; "
+                    "fine - at least one."
                 ]
             },
         ),
