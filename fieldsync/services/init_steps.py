@@ -26,7 +26,10 @@ def load_demo(app: Flask, report: InitReport, want_demo: bool) -> list[str]:
         return []
     already = demo.is_loaded()
     report.demo_credentials = demo.load(app.config["DATA_DIR"])
-    return ["demo data already present" if already else "demo data loaded"]
+    cases = demo.load_cases()
+    if already and not cases:
+        return ["demo data already present"]
+    return [f"demo data loaded ({len(demo.USERS)} users, {cases} cases)"]
 
 
 STEPS: list[InitStep] = [ensure_keyring, publish_forms, load_demo]

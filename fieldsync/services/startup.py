@@ -5,6 +5,9 @@ from __future__ import annotations
 from flask import Flask
 
 from fieldsync.services import demo as demo_service
+from fieldsync.services import devices
+
+DEMO_OFFICER = "ion.popescu"
 
 
 def banner(app: Flask, base_url: str, *, demo: bool) -> list[str]:
@@ -12,8 +15,12 @@ def banner(app: Flask, base_url: str, *, demo: bool) -> list[str]:
     if demo:
         with app.app_context():
             credentials = demo_service.read_credentials(app.config["DATA_DIR"])
-        for username, entry in credentials.items():
-            lines.append(f"log in: {username} / {entry['password']} ({entry['role']})")
+            for username, entry in credentials.items():
+                lines.append(f"log in: {username} / {entry['password']} ({entry['role']}) "
+                             f"at {base_url}/api/v1/auth/login")
+            issued = devices.issue_code(DEMO_OFFICER, 24 * 3600)
+        lines.append(f"enrolment code for {DEMO_OFFICER}'s tablet: {issued.code} (valid 24 h)")
+        lines.append(f"  fieldsync-client enroll --server {base_url} --code {issued.code}")
     return lines
 
 
