@@ -147,7 +147,7 @@ def test_intake_operations() -> None:
         set_op("term_end", "2027-05-20", policy="server"),
         set_op("obligations", ["course", "reintegration_programme"]),
         set_op("hours_ordered", 640, policy="server", sensitivity="public"),
-        set_op("site", "CJ-PARC-01", sensitivity="public"),
+        set_op("site", "CJ-PARC-01", policy="server", sensitivity="public"),
         set_op("next_appointment", "2024-06-03T10:00:00+03:00"),
     ]
 

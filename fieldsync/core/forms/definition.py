@@ -134,20 +134,24 @@ def _check_keys(item: Field, data: Mapping[str, Any], errors: list[tuple[str, st
 
 def _check_bounds(item: Field, errors: list[tuple[str, str]]) -> None:
     path = item.path
+    pairs = [("min_length", "max_length"), ("min_count", "max_count")]
     if item.type in APPLIES_TO["min"]:
+        count = len(errors)
         for key in ("min", "max"):
             bound = getattr(item, key)
             if bound is None:
                 continue
             if item.type == "date" and parse_date(bound) is None:
                 errors.append((f"{path}.{key}", "expected an ISO date (YYYY-MM-DD)"))
-            elif item.type == "integer" and (not isinstance(bound, int)):
+            elif item.type == "integer" and not isinstance(bound, int):
                 errors.append((f"{path}.{key}", "expected an integer"))
             elif item.type == "decimal" and not isinstance(bound, int | float):
                 errors.append((f"{path}.{key}", "expected a number"))
-    for low, high in (("min", "max"), ("min_length", "max_length"), ("min_count", "max_count")):
+        if len(errors) == count:
+            pairs.append(("min", "max"))
+    for low, high in pairs:
         first, last = getattr(item, low), getattr(item, high)
-        if first is None or last is None or isinstance(first, str) != isinstance(last, str):
+        if first is None or last is None:
             continue
         if first > last:
             errors.append((f"{path}.{high}", f"must not be less than {low}"))

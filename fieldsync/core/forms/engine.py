@@ -162,7 +162,7 @@ class _Run:
             except Invalid as problem:
                 scope.invalid.add(name)
                 self.error(path, f"calculation gave an invalid value: {problem}")
-        if not is_blank(given):
+        if not is_blank(given) and name not in scope.invalid:
             try:
                 same = normalise(item, given) == computed
             except Invalid:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from fieldsync.core.canonical import content_hash
@@ -122,7 +123,7 @@ class FormDefinition:
     def key(self) -> tuple[str, int]:
         return (self.form_id, self.version)
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of :attr:`document`."""
         return content_hash(self.document)
