@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from fieldsync.cli.base import CliContext, pass_cli
-from fieldsync.errors import InvalidInput
+from fieldsync.errors import InvalidInput, NotFound
 from fieldsync.services import casestore, review
 from fieldsync.services.users import get_user
 
@@ -21,7 +21,11 @@ as_option = click.option("--as", "operator", default="admin", show_default=True,
 
 
 def cli_actor(operator: str) -> review.Actor:
-    user = get_user(operator)
+    try:
+        user = get_user(operator)
+    except NotFound:
+        raise InvalidInput(f"no user {operator!r} to record this under: pass --as USER "
+                           "(a reviewer or admin)") from None
     if user.role not in ("reviewer", "admin"):
         raise InvalidInput(f"{operator} is a {user.role}; use a reviewer or admin with --as")
     return review.Actor(user, None, "cli")

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from fieldsync.core.canonical import content_hash
 from fieldsync.core.forms.definition import load_form
 from fieldsync.core.forms.errors import FormDefinitionError
+from fieldsync.core.forms.library import parse_yaml
 from fieldsync.core.forms.model import FormDefinition
 from fieldsync.errors import (
     FormDefinitionInvalid,
@@ -34,17 +35,6 @@ from fieldsync.models import FormVersion, utcnow
 CACHE = "fieldsync.forms"
 
 
-class _StringDatesLoader(yaml.SafeLoader):
-    """YAML without implicit timestamps: a date in a form stays the string it was written as,
-    so the document is JSON and hashes the same on every platform."""
-
-
-_StringDatesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def read_document(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON form document; a one-line error names the file and the problem."""
     path = Path(path)
@@ -56,7 +46,7 @@ def read_document(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".json":
             document = json.loads(text)
         else:
-            document = yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 (safe loader)
+            document = parse_yaml(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         detail = " ".join(str(exc).split())

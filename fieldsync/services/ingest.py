@@ -135,6 +135,14 @@ def receive(device: Device, text: Any) -> Result | str:
     digest = env.envelope_digest(raw)
     existing = db.session.get(StoredEnvelope, header.submission_id)
     if existing is not None:
+        if existing.digest != digest and existing.state == "rejected" \
+                and existing.device_id != device.id:
+            # Another device's copy under this id was refused (e.g. a replay re-signed by a
+            # thief) and never applied: it must not lock the real author out of its own id.
+            existing.device_id, existing.digest, existing.raw = device.id, digest, raw
+            existing.reject_code = existing.reject_detail = None
+            existing.state = "received"
+            return header.submission_id
         if existing.digest != digest:
             raise Rejected("id_reused_with_different_content",
                            f"submission {header.submission_id} was already received with "
