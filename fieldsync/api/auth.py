@@ -42,16 +42,21 @@ def staff_required(*roles: str) -> Callable[[F], F]:
     return decorator
 
 
-def device_required(view: F) -> F:
-    """Authenticate a device token; ``g.device`` is the device and ``g.user`` its user."""
+def device_required(view: F | None = None, *, allow_revoked: bool = False) -> Any:
+    """Authenticate a device token; ``g.device`` is the device and ``g.user`` its user.
+    ``allow_revoked`` lets a revoked device reach the view (push: its envelopes are
+    quarantined, never applied)."""
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.device = auth_service.device_for_token(bearer_token())
-        g.user = g.device.user
-        return view(*args, **kwargs)
+    def decorator(inner: F) -> F:
+        @wraps(inner)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.device = auth_service.device_for_token(bearer_token(), allow_revoked=allow_revoked)
+            g.user = g.device.user
+            return inner(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator(view) if view is not None else decorator
 
 
 class LoginSchema(Schema):

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 
 from fieldsync.api.auth import staff_required
 from fieldsync.api.bodies import load_json
+from fieldsync.services import quarantine as quarantine_service
 from fieldsync.services import review
 
 blueprint = Blueprint("review", __name__, url_prefix="/api/v1/review")
@@ -105,3 +106,27 @@ class PlacementSchema(Schema):
 def place(case_id: str) -> ResponseReturnValue:
     body = load_json(PlacementSchema())
     return jsonify(review.place_at_site(actor(), case_id, body["site"], body["reason"]))
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+@blueprint.get("/quarantine")
+@staff_required()
+def quarantine() -> ResponseReturnValue:
+    return jsonify(envelopes=quarantine_service.list_quarantine(actor()))
+
+
+@blueprint.post("/quarantine/<submission_id>/release")
+@staff_required()
+def release(submission_id: str) -> ResponseReturnValue:
+    body = load_json(ReasonSchema())
+    return jsonify(quarantine_service.release_envelope(actor(), submission_id, body["reason"]))
+
+
+@blueprint.post("/quarantine/<submission_id>/discard")
+@staff_required()
+def discard(submission_id: str) -> ResponseReturnValue:
+    body = load_json(ReasonSchema())
+    return jsonify(quarantine_service.discard_envelope(actor(), submission_id, body["reason"]))

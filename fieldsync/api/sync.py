@@ -94,7 +94,7 @@ class PushSchema(Schema):
 
 
 @blueprint.post("/sync/push")
-@device_required
+@device_required(allow_revoked=True)
 def push() -> ResponseReturnValue:
     body = load_json(PushSchema())
     items = body["envelopes"]

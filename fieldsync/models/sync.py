@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldsync.models.base import Base, utcnow
 
-ENVELOPE_STATES = ("received", "accepted", "rejected", "quarantined")
+ENVELOPE_STATES = ("received", "accepted", "rejected", "quarantined", "discarded")
 
 
 class StoredEnvelope(Base):

@@ -63,12 +63,14 @@ def staff_for_token(token: str, roles: tuple[str, ...] = STAFF_ROLES) -> User:
     return user
 
 
-def device_for_token(token: str) -> Device:
+def device_for_token(token: str, *, allow_revoked: bool = False) -> Device:
+    """The device a token belongs to. ``allow_revoked`` is for push only: a revoked device's
+    envelopes are quarantined there, never applied."""
     device = db.session.scalar(select(Device).where(Device.token_hash == token_hash(token)))
     if device is None:
         raise AuthenticationRequired("unknown device token; enrol the device again",
                                      reason="unknown_device")
-    if device.revoked_at is not None:
+    if device.revoked_at is not None and not allow_revoked:
         raise DeviceRevoked(f"device {device.id} was revoked at {device.revoked_at.isoformat()}")
     if not device.user.active:
         raise Forbidden("the device's user account is disabled")

@@ -133,6 +133,8 @@ def receive(device: Device, text: Any) -> Result | str:
         raise Rejected(exc.code, exc.detail) from None
     raw = envelope.to_bytes()
     digest = env.envelope_digest(raw)
+    if device.revoked_at is not None:
+        return quarantine_or_refuse(device, envelope, raw, digest)
     existing = db.session.get(StoredEnvelope, header.submission_id)
     if existing is not None:
         if existing.digest != digest and existing.state == "rejected" \
@@ -159,6 +161,39 @@ def receive(device: Device, text: Any) -> Result | str:
         received_seq=sequence.next_value("received"), state="received",
     ))
     return header.submission_id
+
+
+def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes,
+                         digest: str) -> Result:
+    """A revoked device pushes: envelopes it sealed before its revocation are kept, unapplied,
+    for review; anything sealed later is refused."""
+    header = envelope.header
+    revoked_ms = int(device.revoked_at.timestamp() * 1000)  # type: ignore[union-attr]
+    try:
+        sealed_ms = parse_timestamp(header.hlc).millis
+    except InvalidTimestamp as exc:
+        raise Rejected("malformed_envelope", exc.detail) from None
+    if sealed_ms >= revoked_ms:
+        raise Rejected("device_revoked", f"device {device.id} was revoked at "
+                       f"{device.revoked_at.isoformat()}; envelopes sealed after that are "  # type: ignore[union-attr]
+                       "refused")
+    existing = db.session.get(StoredEnvelope, header.submission_id)
+    if existing is not None and existing.digest != digest:
+        raise Rejected("id_reused_with_different_content",
+                       f"submission {header.submission_id} was already received with "
+                       "different content")
+    if existing is None:
+        db.session.add(StoredEnvelope(
+            submission_id=header.submission_id, device_id=device.id, digest=digest, raw=raw,
+            received_seq=sequence.next_value("received"), state="quarantined",
+            reject_code="device_revoked",
+            reject_detail={"detail": "sealed before the device was revoked; held for review"},
+        ))
+    elif existing.state == "accepted":
+        return Result(0, "duplicate", header.submission_id, receipt=existing.receipt)
+    return Result(0, "quarantined", header.submission_id, code="quarantined",
+                  detail="the device is revoked; this envelope, sealed before the revocation, "
+                  "is held for central review and stays in the outbox")
 
 
 def process_submissions(submission_ids: list[str]) -> dict[str, Result]:

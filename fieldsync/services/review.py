@@ -36,7 +36,7 @@ class Actor:
     via: str = "api"
 
 
-def _audit(actor: Actor, action: str, target_type: str, target_id: str,
+def audit_action(actor: Actor, action: str, target_type: str, target_id: str,
            detail: dict[str, Any] | None = None) -> None:
     audit.record(actor.user.username, action, target_type, target_id, detail=detail,
                  remote_addr=actor.remote_addr, via=actor.via)
@@ -84,7 +84,7 @@ def search_cases(actor: Actor, *, service: str | None = None, officer: str | Non
         query.order_by(Case.updated_at.desc(), Case.id).limit(limit).offset(offset)))
     filters = {"service": service, "officer": officer, "status": status,
                "conflicts": conflicts, "text": text, "limit": limit, "offset": offset}
-    _audit(actor, "case.search", "case", "*",
+    audit_action(actor, "case.search", "case", "*",
            {"filters": filters, "returned": [c.id for c in rows]})
     db.session.commit()
     return {"total": total, "cases": [summary(c) for c in rows]}
@@ -115,7 +115,7 @@ def history(case_id: str) -> list[dict[str, Any]]:
 def case_detail(actor: Actor, case_id: str) -> dict[str, Any]:
     case = get_case(case_id)
     body = {**summary(case), "state": case.state, "history": history(case_id)}
-    _audit(actor, "case.read", "case", case_id)
+    audit_action(actor, "case.read", "case", case_id)
     db.session.commit()
     return body
 
@@ -144,7 +144,7 @@ def list_conflicts(actor: Actor, status: str | None = "open",
     if case_id:
         query = query.where(Conflict.case_id == case_id)
     rows = list(db.session.scalars(query))
-    _audit(actor, "conflict.list", "conflict", "*",
+    audit_action(actor, "conflict.list", "conflict", "*",
            {"status": status, "case_id": case_id, "returned": [c.id for c in rows]})
     db.session.commit()
     return [describe_conflict(c) for c in rows]
@@ -224,7 +224,7 @@ def resolve_conflict(actor: Actor, conflict_id: str, value: Any, reason: str) ->
         "type": "resolve", "conflict": conflict_id, "property": conflict.property,
         "value": value, "reason": reason.strip(),
     }])
-    _audit(actor, "conflict.resolve", "conflict", conflict_id,
+    audit_action(actor, "conflict.resolve", "conflict", conflict_id,
            {"case_id": conflict.case_id, "property": conflict.property, "value": value,
             "reason": reason.strip(), "event_id": result["event_id"]})
     db.session.commit()
@@ -247,7 +247,7 @@ def transfer_case(actor: Actor, case_id: str, service: str, officer: str | None,
     result = _staff_event(actor, case_id, [{
         "type": "transfer", "service": service, "officer": officer, "reason": reason.strip(),
     }])
-    _audit(actor, "case.transfer", "case", case_id,
+    audit_action(actor, "case.transfer", "case", case_id,
            {"service": service, "officer": officer, "reason": reason.strip(),
             "event_id": result["event_id"]})
     db.session.commit()
@@ -272,7 +272,7 @@ def set_server_property(actor: Actor, case_id: str, prop: str, value: Any,
         "type": "set", "property": prop, "value": value, "policy": "server",
         "sensitivity": current["sensitivity"], "reason": reason.strip(),
     }])
-    _audit(actor, "case.set_property", "case", case_id,
+    audit_action(actor, "case.set_property", "case", case_id,
            {"property": prop, "value": value, "previous": current["value"],
             "reason": reason.strip(), "event_id": result["event_id"]})
     db.session.commit()
@@ -292,7 +292,8 @@ def place_at_site(actor: Actor, case_id: str, site: str | None, reason: str) -> 
         "type": "set", "property": "site", "value": site, "policy": "server",
         "sensitivity": "public", "reason": reason.strip(),
     }])
-    _audit(actor, "case.place", "case", case_id,
+    audit_action(actor, "case.place", "case", case_id,
            {"site": site, "reason": reason.strip(), "event_id": result["event_id"]})
     db.session.commit()
     return summary(get_case(case_id)) | {"event_id": result["event_id"]}
+
