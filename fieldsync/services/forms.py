@@ -210,7 +210,27 @@ def library_files(directory: str | Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
 
 
+def check_settings() -> None:
+    """Refuse a FORM_SETTINGS value of the wrong type for any published form, at start-up
+    rather than on the first submission."""
+    from fieldsync.core.forms.engine import resolve_settings
+    from fieldsync.core.forms.errors import SettingsError
+
+    settings = form_settings()
+    for row in list_versions(["published"]):
+        form = compiled(row.form_id, row.version)
+        if form is None:
+            continue
+        try:
+            resolve_settings(form, settings)
+        except SettingsError as exc:
+            raise InvalidInput(f"FORM_SETTINGS does not fit form {row.form_id} v{row.version}: "
+                               f"{exc}") from exc
+
+
 def publish_library(directory: str | Path) -> list[str]:
     """Publish every form file in ``directory`` (used by ``fieldsync init``)."""
-    return [save(read_document(path), publish=True, source=str(path)).message
-            for path in library_files(directory)]
+    lines = [save(read_document(path), publish=True, source=str(path)).message
+             for path in library_files(directory)]
+    check_settings()
+    return lines

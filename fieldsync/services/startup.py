@@ -6,6 +6,7 @@ from flask import Flask
 
 from fieldsync.services import demo as demo_service
 from fieldsync.services import devices
+from fieldsync.services import forms as forms_service
 
 DEMO_OFFICER = "ion.popescu"
 
@@ -28,6 +29,8 @@ def start_background_jobs(app: Flask) -> list[str]:
     """Finish envelopes a crash left unprocessed, then start the per-process scheduler."""
     from fieldsync import jobs
 
+    with app.app_context():
+        forms_service.check_settings()
     done = jobs.recover(app)
     jobs.start(app)
     return [f"recovered {done} envelope(s) left unprocessed by a crash"] if done else []

@@ -191,3 +191,12 @@ def test_serve_initialises_a_new_database_and_answers_healthz(tmp_path) -> None:
     assert "schema upgraded from empty to 0001" in output
     assert f"FieldSync listening on http://127.0.0.1:{port}" in output
     assert "log in: admin / " in output
+
+
+def test_init_refuses_form_settings_of_the_wrong_type(cli_env, monkeypatch) -> None:
+    monkeypatch.setenv("FIELDSYNC_FORM_SETTINGS", '{"hours_per_day": "eight"}')
+    result = cli_env.invoke(cli, ["init"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: FORM_SETTINGS does not fit form case_intake v1: setting 'hours_per_day' of "
+        "form 'case_intake' v1 expects an integer, got 'eight'")
