@@ -326,8 +326,9 @@ def open_and_validate(row: StoredEnvelope) -> Incoming:
                        errors=result.errors)
     user: User = device.user
     creates = form.case.mode == "create"
-    if creates and user.role != "officer":
-        raise Rejected("forbidden_form", f"only officers may fill {form.form_id}: it opens a case")
+    if user.role not in form.case.roles:
+        raise Rejected("forbidden_form", f"a {user.role} may not fill {form.form_id}: it is "
+                       f"for {', '.join(form.case.roles)}")
     ops = list(result.operations)
     if creates:
         ops.extend(owner_operations(user, header.submission_id))

@@ -527,3 +527,22 @@ def test_docs_describe_every_key_type_policy_and_function() -> None:
     keys = {key for element in DOCUMENT_KEYS.values() for key in element}
     language = keys | set(FIELD_TYPES) | set(POLICIES) | set(SENSITIVITIES) | set(HELPERS)
     assert language - documented == set()
+
+
+def test_case_roles_default_to_officers_and_create_forms_stay_officer_only() -> None:
+    from fieldsync.core.forms import FormDefinitionError, load_form
+
+    base = {
+        "form_id": "roles_demo", "version": 1, "title": {"ro": "R", "en": "R"},
+        "fields": [{"name": "note", "type": "text", "label": {"ro": "N", "en": "N"}}],
+    }
+    assert load_form({**base, "case": {"mode": "update"}}).case.roles == ("officer",)
+    both = load_form({**base, "case": {"mode": "update", "roles": ["supervisor", "officer"]}})
+    assert both.case.roles == ("supervisor", "officer")
+    with pytest.raises(FormDefinitionError) as caught:
+        load_form({**base, "case": {"mode": "create", "roles": ["supervisor"]}})
+    assert caught.value.errors == [
+        ("case.roles", "only officers open cases: a create form's roles must be [officer]")]
+    with pytest.raises(FormDefinitionError) as caught:
+        load_form({**base, "case": {"mode": "update", "roles": ["reviewer"]}})
+    assert caught.value.errors[0][0].startswith("case.roles")

@@ -40,7 +40,7 @@ UPDATE = {
     "form_id": "t_update",
     "version": 1,
     "title": {"ro": "Actualizare (test)", "en": "Update (test)"},
-    "case": {"mode": "update"},
+    "case": {"mode": "update", "roles": ["officer", "supervisor"]},
     "fields": [
         {"name": "risk_level", "type": "select_one", "label": {"ro": "Risc", "en": "Risk"},
          "choices": [{"value": v, "label": {"ro": v, "en": v}}

@@ -211,3 +211,20 @@ def test_supervisor_sees_only_public_properties_of_placed_cases(world, reviewer)
     assert result["status"] == "accepted"
     ion.pull()
     assert ion.cases[placed]["properties"]["hours_completed"]["value"] == 4.5
+
+
+def test_supervisors_may_fill_only_forms_made_for_them(world) -> None:
+    from fieldsync.services import forms as forms_service
+
+    officer_only = {**UPDATE, "form_id": "t_officer_only", "case": {"mode": "update"}}
+    forms_service.save(officer_only, publish=True)
+    ion, dan = enrol(world, "ion"), enrol(world, "dan")
+    placed = new_case(ion, work_site="BV-PARC")
+    dan.pull()
+    intake = dan.push_one(dan.seal(INTAKE, {"full_name": "Not allowed"}))
+    assert (intake["status"], intake["code"]) == ("rejected", "forbidden_form")
+    update = dan.push_one(dan.seal(officer_only, {"risk_level": "low"}, case_id=placed))
+    assert (update["status"], update["code"]) == ("rejected", "forbidden_form")
+    assert "a supervisor may not fill t_officer_only" in update["detail"]
+    ion.pull()
+    assert "risk_level" not in ion.cases[placed]["properties"]

@@ -273,7 +273,13 @@ def load_form(document: Mapping[str, Any]) -> FormDefinition:
             _check_expression(
                 f"{item.path}.{key}", expression, item.repeat, by_name, settings, errors
             )
-    case = CaseBlock(**data["case"])
+    case_data = dict(data["case"])
+    if "roles" in case_data:
+        case_data["roles"] = tuple(dict.fromkeys(case_data["roles"]))
+        if data["case"]["mode"] == "create" and case_data["roles"] != ("officer",):
+            errors.append(("case.roles", "only officers open cases: a create form's roles "
+                           "must be [officer]"))
+    case = CaseBlock(**case_data)
     for key in ("close_when", "transfer_when"):
         expression = getattr(case, key)
         if expression is not None:

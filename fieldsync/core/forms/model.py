@@ -84,6 +84,7 @@ class Field:
 @dataclass(frozen=True, eq=False)
 class CaseBlock:
     mode: str
+    roles: tuple[str, ...] = ("officer",)
     close_when: Expression | None = None
     close_reason: str | None = None
     close_date: str | None = None

@@ -23,6 +23,8 @@ POLICIES = ("lww", "manual", "append", "sum", "server")
 SENSITIVITIES = ("public", "restricted", "confidential")
 ATTACHMENT_KINDS = ("photo", "signature")
 CASE_MODES = ("create", "update")
+#: Device roles that may fill a form (``case.roles``; default: officers only).
+FILLER_ROLES = ("officer", "supervisor")
 LANGUAGES = ("ro", "en")
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
@@ -190,6 +192,8 @@ class FieldSchema(_Strict):
 
 class CaseSchema(_Strict):
     mode = Text(required=True, validate=_one_of(CASE_MODES))
+    roles = _list(Text(validate=_one_of(FILLER_ROLES)), validate=validate.Length(
+        min=1, error="name at least one role"))
     close_when = ExpressionField()
     close_reason = Text()
     close_date = Text()
