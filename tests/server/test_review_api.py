@@ -228,3 +228,41 @@ def test_supervisors_may_fill_only_forms_made_for_them(world) -> None:
     assert "a supervisor may not fill t_officer_only" in update["detail"]
     ion.pull()
     assert "risk_level" not in ion.cases[placed]["properties"]
+
+
+def test_officer_transfer_request_waits_for_the_receiving_service(world, reviewer) -> None:
+    from fieldsync.services import forms as forms_service
+
+    closure = {
+        "form_id": "t_closure", "version": 1, "title": {"ro": "Transfer", "en": "Transfer"},
+        "case": {"mode": "update", "transfer_when": 'action == "transfer"',
+                 "transfer_to": "service", "transfer_reason": "why"},
+        "fields": [
+            {"name": "action", "type": "select_one", "label": {"ro": "A", "en": "A"},
+             "required": True, "choices": [{"value": "transfer",
+                                            "label": {"ro": "T", "en": "T"}}]},
+            {"name": "service", "type": "text", "label": {"ro": "S", "en": "S"},
+             "required": True},
+            {"name": "why", "type": "text", "label": {"ro": "M", "en": "W"}, "required": True},
+        ],
+    }
+    forms_service.save(closure, publish=True)
+    ion, maria = enrol(world, "ion"), enrol(world, "maria")
+    case_id = new_case(ion)
+    result = ion.push_one(ion.seal(closure, {"action": "transfer", "service": "CJ",
+                                             "why": "moved to Cluj"}, case_id=case_id))
+    assert result["status"] == "accepted"
+    detail = world.get(f"/api/v1/review/cases/{case_id}", headers=reviewer).json
+    assert detail["status"] == "transfer_pending"
+    assert detail["state"]["pending_transfer"]["service"] == "CJ"
+    assert detail["owner_officer"] == "ion"  # still ion's until the receiving side accepts
+    pending = world.get("/api/v1/review/cases?status=transfer_pending", headers=reviewer)
+    assert [c["case_id"] for c in pending.json["cases"]] == [case_id]
+
+    accepted = world.post(f"/api/v1/review/cases/{case_id}/transfer",
+                          json={"service": "CJ", "officer": "maria", "reason": "accepted"},
+                          headers=reviewer)
+    assert accepted.status_code == 200 and accepted.json["status"] == "active"
+    ion.pull()
+    maria.pull()
+    assert case_id not in ion.cases and case_id in maria.cases
