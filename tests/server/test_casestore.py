@@ -14,18 +14,12 @@ from fieldsync.cli import cli
 from fieldsync.core.hlc import Timestamp, format_timestamp, wall_clock_millis
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, StoredEnvelope
-from fieldsync.services import casestore, ingest, keyring
-from tests.server.support import INTAKE, UPDATE, enrol, make_org, publish_test_forms
+from fieldsync.services import casestore, ingest
+from tests.server.support import INTAKE, UPDATE, enrol
 
 HOUR_MS = 3600 * 1000
 
 
-@pytest.fixture
-def world(app, client):
-    keyring.ensure(app)
-    make_org()
-    publish_test_forms()
-    return client
 
 
 def stamp(offset_ms: int, node: str) -> str:

@@ -13,16 +13,7 @@ from click.testing import CliRunner
 from fieldsync.cli import cli
 from fieldsync.extensions import db
 from fieldsync.models import AuditEntry
-from fieldsync.services import keyring
-from tests.server.support import INTAKE, UPDATE, enrol, make_org, publish_test_forms
-
-
-@pytest.fixture
-def world(app, client):
-    keyring.ensure(app)
-    make_org()
-    publish_test_forms()
-    return client
+from tests.server.support import INTAKE, UPDATE, enrol
 
 
 @pytest.fixture

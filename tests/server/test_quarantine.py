@@ -5,21 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from fieldsync.extensions import db
 from fieldsync.models import Case, StoredEnvelope
 from fieldsync.services import devices as devices_service
-from fieldsync.services import keyring
-from tests.server.support import INTAKE, enrol, make_org, publish_test_forms, staff_headers
-
-
-@pytest.fixture
-def world(app, client):
-    keyring.ensure(app)
-    make_org()
-    publish_test_forms()
-    return client
+from tests.server.support import INTAKE, enrol, staff_headers
 
 
 def test_revoked_device_envelopes_are_quarantined_then_reviewed(world) -> None:

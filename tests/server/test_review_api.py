@@ -9,16 +9,7 @@ from sqlalchemy import select
 
 from fieldsync.extensions import db
 from fieldsync.models import AuditEntry, Case
-from fieldsync.services import keyring
-from tests.server.support import INTAKE, UPDATE, enrol, make_org, publish_test_forms, staff_headers
-
-
-@pytest.fixture
-def world(app, client):
-    keyring.ensure(app)
-    make_org()
-    publish_test_forms()
-    return client
+from tests.server.support import INTAKE, UPDATE, enrol, staff_headers
 
 
 @pytest.fixture

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fieldsync.core.receipts import verify_receipt
-from fieldsync.services import keyring
-from tests.server.support import INTAKE, UPDATE, enrol, make_org, publish_test_forms
-
-
-@pytest.fixture
-def world(app, client):
-    keyring.ensure(app)
-    make_org()
-    publish_test_forms()
-    return client
+from tests.server.support import INTAKE, UPDATE, enrol
 
 
 def test_intake_push_then_pull_round_trip(world) -> None:
