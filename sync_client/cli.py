@@ -158,7 +158,8 @@ def cases(obj: ClientContext, as_json: bool) -> None:
     click.echo(f"{'CASE':36}  {'NUMBER':14} {'STATUS':16} {'REV':>4}  NAME")
     for r in rows:
         name = (r.get("properties", {}).get("name") or {}).get("value") or ""
-        click.echo(f"{r['case_id']:36}  {r.get('case_number') or '':14} "
+        number = r.get("case_number") or ("(not synced)" if r.get("provisional") else "")
+        click.echo(f"{r['case_id']:36}  {number:14} "
                    f"{r.get('status') or '':16} {r.get('revision', 0):>4}  {name}")
 
 

@@ -253,6 +253,11 @@ class Client:
                 raise LocalDataError(f"case {case_id} is not on this tablet: run "
                                      "'fieldsync-client pull', then see 'fieldsync-client cases'")
             base = {"revision": int(case["revision"]), "heads": list(case["heads"])}
+            pending = (store.get("pending_heads") or {}).get(case_id)
+            if pending and store.in_outbox(pending["submission_id"]):
+                # This tablet's own unsent edit of the case is the newest thing it has seen:
+                # the next edit builds on it, so the two are ordered, never in conflict.
+                base = {"revision": pending["revision"], "heads": [pending["submission_id"]]}
         settings = (store.get("manifest") or {}).get("settings") or {}
         try:
             result = validate(form, answers, settings=settings)
@@ -281,6 +286,12 @@ class Client:
                 raise LocalDataError(f"cannot seal the submission: {exc.detail}") from None
             store.add_outbox(submission_id, form.form_id, form.version, envelope.to_bytes())
             store.put("hlc", str(stamp))
+            pending_heads = store.get("pending_heads") or {}
+            pending_heads[case_id] = {"submission_id": submission_id,
+                                      "revision": int(base["revision"]) + 1}
+            store.put("pending_heads", pending_heads)
+            if form.case.mode == "create":
+                store.put_case(provisional_case(case_id, submission_id, result.operations))
         return Filled(submission_id, case_id, form.form_id, form.version)
 
     # -- push -------------------------------------------------------------------------------
@@ -326,3 +337,18 @@ def _signing_key(device: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_der_private_key(bytes.fromhex(device["private_key"]), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return key
+
+
+def provisional_case(case_id: str, submission_id: str,
+                     operations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tablet's own copy of a case it has just opened, so that the officer can go on
+    filling forms for it offline; the server's version replaces it on the next pull."""
+    properties = {
+        op["property"]: {"value": op["value"], "policy": op.get("policy", "lww"),
+                         "sensitivity": op.get("sensitivity", "restricted"), "hlc": None,
+                         "conflict": False}
+        for op in operations if op.get("type") == "set"
+    }
+    return {"case_id": case_id, "case_number": None, "status": "active", "revision": 1,
+            "heads": [submission_id], "properties": properties, "seq": 0,
+            "provisional": True}

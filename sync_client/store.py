@@ -275,6 +275,10 @@ class Store:
                            self.open_blob("outbox", sid, blob))
                 for sid, form_id, version, created, blob in rows]
 
+    def in_outbox(self, submission_id: str) -> bool:
+        rows = self._rows("SELECT 1 FROM outbox WHERE submission_id = ?", (submission_id,))
+        return bool(rows)
+
     def outbox_size(self) -> int:
         return int(self._rows("SELECT count(*) FROM outbox")[0][0])
 

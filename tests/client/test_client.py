@@ -173,3 +173,34 @@ def test_envelope_text_on_the_wire_is_the_stored_envelope(
     [item] = tablet.store.outbox()
     tablet.push()
     assert sent == [item.envelope]
+
+
+def test_a_day_offline_intake_then_more_forms_for_the_new_case(
+        make_tablet: Callable[..., Client], server_app: Flask) -> None:
+    """Open a case and keep working on it before any sync: the edits build on each other."""
+    from fieldsync.extensions import db
+    from fieldsync.models import Case
+
+    tablet = make_tablet()
+    opened = tablet.fill("case_intake", answers.intake("Radu Oprea"))
+    local = tablet.store.get_case(opened.case_id)
+    assert local["provisional"] is True
+    assert local["properties"]["name"]["value"] == "Radu Oprea"
+    moved = {**answers.home_visit(), "outcome": "moved", "new_address": "Str. Nouă 2"}
+    for key in ("address_confirmed", "people_present", "living_conditions", "income_evidence",
+                "concerns"):
+        moved.pop(key)
+    tablet.fill("home_visit", moved, case_id=opened.case_id)
+    moved_again = {**moved, "new_address": "Str. Veche 9"}
+    tablet.fill("home_visit", moved_again, case_id=opened.case_id)
+
+    report = tablet.push()
+    assert len(report.accepted) == 3
+    tablet.pull()
+    case = tablet.store.get_case(opened.case_id)
+    assert "provisional" not in case
+    assert case["revision"] == 3
+    assert case["properties"]["address"]["value"] == "Str. Veche 9"
+    assert case["properties"]["address"]["conflict"] is False  # ordered, not concurrent
+    db.session.expire_all()  # the requests above ran in this test's app context
+    assert db.session.get(Case, opened.case_id).open_conflicts == 0
