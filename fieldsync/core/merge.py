@@ -84,7 +84,12 @@ class _Record:
     __dataclass_fields__: dict[str, Any]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most values; exact types, so a StrEnum still becomes str
+        return value
     if isinstance(value, _Record):
         return value.to_dict()
     if isinstance(value, tuple | list):

@@ -28,6 +28,7 @@ from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, ut
 from fieldsync.services import sequence
 
 NAME_PROPERTIES = ("full_name", "name")
+PRELOAD_CHUNK = 500  # ids per IN (...) query
 
 
 class CaseRejection(FieldsyncError):
@@ -65,6 +66,7 @@ class Staged:
     state: CaseState
     previous: dict[str, Any] | None
     seq: int = 0
+    state_dict: dict[str, Any] | None = None  # ``state.to_dict()``, computed once
 
 
 @dataclass
@@ -81,6 +83,25 @@ class CaseWriter:
             self._rows[case_id] = lock_case(case_id)
             self._events[case_id] = load_events(case_id)
         return self._events[case_id]
+
+    def preload(self, case_ids: list[str]) -> None:
+        """Lock and load several cases with two queries instead of two per case.
+
+        The rows are locked in id order, the order in which ``stage`` would lock them one by
+        one when called in case order, so concurrent writers still cannot deadlock.
+        """
+        wanted = sorted(set(case_ids) - set(self._events))
+        for start in range(0, len(wanted), PRELOAD_CHUNK):
+            chunk = wanted[start:start + PRELOAD_CHUNK]
+            rows = {row.id: row for row in db.session.scalars(
+                select(Case).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update())}
+            events: dict[str, list[Event]] = {case_id: [] for case_id in chunk}
+            for event in db.session.scalars(
+                    select(CaseEvent).where(CaseEvent.case_id.in_(chunk))):
+                events[event.case_id].append(to_core_event(event))
+            for case_id in chunk:
+                self._rows[case_id] = rows.get(case_id)
+                self._events[case_id] = events[case_id]
 
     def stage(self, incoming: Incoming) -> Staged:
         events = self.events_of(incoming.case_id)
@@ -109,10 +130,11 @@ class CaseWriter:
             state = merge([*events, new], case_id=incoming.case_id)
         except HistoryError as exc:
             raise CaseRejection("invalid_history", exc.detail) from exc
-        staged = Staged(incoming, state, self.previous_state(incoming.case_id))
+        staged = Staged(incoming, state, self.previous_state(incoming.case_id),
+                        state_dict=state.to_dict())
         events.append(new)
         self.staged.append(staged)
-        self._latest[incoming.case_id] = state.to_dict()
+        self._latest[incoming.case_id] = staged.state_dict  # type: ignore[assignment]
         return staged
 
     def previous_state(self, case_id: str) -> dict[str, Any] | None:
@@ -125,12 +147,25 @@ class CaseWriter:
         """Assign sequence numbers and write everything staged. The caller commits."""
         if not self.staged:
             return
+        # One query for the conflicts of every staged case, before anything is added to the
+        # session (a query per case would autoflush the pending rows one case at a time).
+        conflicts = load_conflicts(sorted({s.incoming.case_id for s in self.staged}))
         first = sequence.next_value("sync", len(self.staged))
         for offset, staged in enumerate(self.staged):
             staged.seq = first + offset
             write_event(staged)
-            write_case(staged, self._rows)
+            write_case(staged, self._rows, conflicts)
         self.staged = []
+
+
+def load_conflicts(case_ids: list[str]) -> dict[str, dict[str, Conflict]]:
+    """The conflict rows of these cases, by case id and conflict id."""
+    out: dict[str, dict[str, Conflict]] = {case_id: {} for case_id in case_ids}
+    for start in range(0, len(case_ids), PRELOAD_CHUNK):
+        chunk = case_ids[start:start + PRELOAD_CHUNK]
+        for row in db.session.scalars(select(Conflict).where(Conflict.case_id.in_(chunk))):
+            out[row.case_id][row.id] = row
+    return out
 
 
 def lock_case(case_id: str) -> Case | None:
@@ -211,9 +246,10 @@ def scopes_of(columns: dict[str, Any]) -> set[str]:
     return scopes
 
 
-def write_case(staged: Staged, rows: dict[str, Case | None]) -> None:
+def write_case(staged: Staged, rows: dict[str, Case | None],
+               conflicts: dict[str, dict[str, Conflict]] | None = None) -> None:
     case_id = staged.incoming.case_id
-    state = staged.state.to_dict()
+    state = staged.state_dict if staged.state_dict is not None else staged.state.to_dict()
     columns = columns_of(state)
     row = rows.get(case_id)
     now = utcnow()
@@ -233,23 +269,31 @@ def write_case(staged: Staged, rows: dict[str, Case | None]) -> None:
         reason = "closed" if columns["status"] == "closed" else "left_scope"
         db.session.add(ScopeTombstone(scope=scope, case_id=case_id, seq=staged.seq,
                                       reason=reason))
-    sync_conflicts(case_id, state)
+    sync_conflicts(case_id, state, None if conflicts is None else conflicts[case_id])
 
 
-def sync_conflicts(case_id: str, state: dict[str, Any]) -> None:
-    """Mirror the merged state's conflicts into the conflicts table (open/resolved/superseded)."""
-    existing = {c.id: c for c in db.session.scalars(
-        select(Conflict).where(Conflict.case_id == case_id))}
+def sync_conflicts(case_id: str, state: dict[str, Any],
+                   existing: dict[str, Conflict] | None = None) -> None:
+    """Mirror the merged state's conflicts into the conflicts table (open/resolved/superseded).
+
+    ``existing`` is the case's conflict rows loaded beforehand (see :func:`load_conflicts`);
+    rows added here are put into it, so it stays what the query would return.
+    """
+    if existing is None:
+        existing = {c.id: c for c in db.session.scalars(
+            select(Conflict).where(Conflict.case_id == case_id))}
     open_ids = set()
     for conflict in state["conflicts"]:
         open_ids.add(conflict["id"])
         row = existing.get(conflict["id"])
         if row is None:
-            db.session.add(Conflict(
+            row = Conflict(
                 id=conflict["id"], case_id=case_id, property=conflict["property"],
                 status="open", candidates=conflict["candidates"],
                 provisional=conflict["provisional"],
-            ))
+            )
+            db.session.add(row)
+            existing[row.id] = row
         else:
             row.status = "open"
             row.candidates = conflict["candidates"]

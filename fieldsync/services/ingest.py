@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
 from fieldsync.core.forms.engine import validate
+from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
 from fieldsync.extensions import db
@@ -88,9 +89,10 @@ def push(device: Device, items: list[str]) -> list[Result]:
     results: dict[int, Result] = {}
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, str]] = []
+    batch = ReceiveBatch.for_items(device, items)
     for index, text in enumerate(items):
         try:
-            outcome = receive(device, text)
+            outcome = receive(device, text, batch)
         except Rejected as exc:
             results[index] = Result(index, "rejected", code=exc.code, detail=exc.detail,
                                     errors=exc.errors)
@@ -102,6 +104,7 @@ def push(device: Device, items: list[str]) -> list[Result]:
             repeats.append((index, outcome))  # the same envelope twice in one batch
         else:
             first_index[outcome] = index
+    batch.store_new()
     device.last_seen_at = utcnow()
     db.session.commit()  # durable before anything is opened
     for submission_id, result in process_submissions(list(first_index)).items():
@@ -115,12 +118,78 @@ def push(device: Device, items: list[str]) -> list[Result]:
     return [results[i] for i in range(len(items))]
 
 
-def receive(device: Device, text: Any) -> Result | str:
-    """Check and store one envelope; returns the submission id to process, or a final result."""
+@dataclass
+class ReceiveBatch:
+    """What :func:`receive` needs to store a push's envelopes with one query and one sequence
+    reservation instead of a lookup, a counter update and an insert per envelope.
+
+    ``parsed`` holds each envelope text parsed once; ``stored`` the already stored envelopes
+    of the batch by submission id (``None``: not stored), so that a lookup needs no query;
+    ``new`` the rows to store, which get consecutive ``received`` sequence numbers in batch
+    order in :meth:`store_new` -- the numbers one ``next_value`` per envelope would give.
+    """
+
+    parsed: dict[str, env.Envelope | env.EnvelopeError] = field(default_factory=dict)
+    stored: dict[str, StoredEnvelope | None] = field(default_factory=dict)
+    new: list[StoredEnvelope] = field(default_factory=list)
+
+    @classmethod
+    def for_items(cls, device: Device, items: list[Any]) -> ReceiveBatch:
+        batch = cls()
+        if device.revoked_at is not None:
+            return batch  # the quarantine path keeps its own per-envelope logic
+        for text in items:
+            if isinstance(text, str) and text not in batch.parsed:
+                try:
+                    batch.parsed[text] = env.Envelope.from_text(text)
+                except env.EnvelopeError as exc:
+                    batch.parsed[text] = exc
+        ids = sorted({e.header.submission_id for e in batch.parsed.values()
+                      if isinstance(e, env.Envelope)})
+        batch.stored = dict.fromkeys(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for row in db.session.scalars(
+                    select(StoredEnvelope).where(StoredEnvelope.submission_id.in_(chunk))):
+                batch.stored[row.submission_id] = row
+        return batch
+
+    def envelope(self, text: str) -> env.Envelope:
+        found = self.parsed.get(text)
+        if found is None:
+            return env.Envelope.from_text(text)
+        if isinstance(found, env.EnvelopeError):
+            raise found
+        return found
+
+    def lookup(self, submission_id: str) -> StoredEnvelope | None:
+        if submission_id in self.stored:
+            return self.stored[submission_id]
+        return db.session.get(StoredEnvelope, submission_id)
+
+    def add(self, row: StoredEnvelope) -> None:
+        self.stored[row.submission_id] = row
+        self.new.append(row)
+
+    def store_new(self) -> None:
+        if not self.new:
+            return
+        first = sequence.next_value("received", len(self.new))
+        for offset, row in enumerate(self.new):
+            row.received_seq = first + offset
+        db.session.add_all(self.new)
+        self.new = []
+
+
+def receive(device: Device, text: Any, batch: ReceiveBatch | None = None) -> Result | str:
+    """Check and store one envelope; returns the submission id to process, or a final result.
+
+    Within :func:`push` a :class:`ReceiveBatch` saves the per-envelope queries; its new rows
+    are added to the session by ``batch.store_new()``."""
     if not isinstance(text, str):
         raise Rejected("malformed_envelope", "each envelope must be a base64url string")
     try:
-        envelope = env.Envelope.from_text(text)
+        envelope = batch.envelope(text) if batch is not None else env.Envelope.from_text(text)
     except env.EnvelopeError as exc:
         raise Rejected(exc.code, exc.detail) from None
     header = envelope.header
@@ -135,7 +204,8 @@ def receive(device: Device, text: Any) -> Result | str:
     digest = env.envelope_digest(raw)
     if device.revoked_at is not None:
         return quarantine_or_refuse(device, envelope, raw, digest)
-    existing = db.session.get(StoredEnvelope, header.submission_id)
+    existing = (batch.lookup(header.submission_id) if batch is not None
+                else db.session.get(StoredEnvelope, header.submission_id))
     if existing is not None:
         if existing.digest != digest and existing.state == "rejected" \
                 and existing.device_id != device.id:
@@ -155,6 +225,10 @@ def receive(device: Device, text: Any) -> Result | str:
             return Result(0, "quarantined", header.submission_id, code="quarantined",
                           detail="held for review")
         existing.state = "received"  # a rejected envelope may succeed now (e.g. form published)
+        return header.submission_id
+    if batch is not None:
+        batch.add(StoredEnvelope(submission_id=header.submission_id, device_id=device.id,
+                                 digest=digest, raw=raw, state="received"))
         return header.submission_id
     db.session.add(StoredEnvelope(
         submission_id=header.submission_id, device_id=device.id, digest=digest, raw=raw,
@@ -232,18 +306,20 @@ def _process_once(submission_ids: list[str]) -> dict[str, Result]:
     ))
     results: dict[str, Result] = {}
     ready: list[tuple[StoredEnvelope, Incoming]] = []
+    forms: dict[tuple[str, int], FormDefinition | None] = {}  # looked up once per batch
     for row in rows:
         if row.state == "accepted":
             results[row.submission_id] = Result(0, "duplicate", row.submission_id,
                                                 receipt=row.receipt)
             continue
         try:
-            ready.append((row, open_and_validate(row)))
+            ready.append((row, open_and_validate(row, forms)))
         except Rejected as exc:
             results[row.submission_id] = reject(row, exc)
     # Lock cases in a fixed order so that concurrent workers cannot deadlock.
     ready.sort(key=lambda item: (item[1].case_id, item[1].hlc, item[1].id))
     writer = CaseWriter()
+    writer.preload([incoming.case_id for _, incoming in ready])  # same order, two queries
     staged: list[tuple[StoredEnvelope, Incoming]] = []
     for row, incoming in ready:
         try:
@@ -288,8 +364,12 @@ def reject(row: StoredEnvelope, exc: Rejected) -> Result:
 PAYLOAD_KEYS = {"submission_id", "form_id", "form_version", "case_id", "base", "answers"}
 
 
-def open_and_validate(row: StoredEnvelope) -> Incoming:
-    """Decrypt the stored envelope and turn it into a validated event (or raise Rejected)."""
+def open_and_validate(row: StoredEnvelope,
+                      forms: dict[tuple[str, int], FormDefinition | None] | None = None
+                      ) -> Incoming:
+    """Decrypt the stored envelope and turn it into a validated event (or raise Rejected).
+
+    ``forms`` memoises the form version lookups within one batch (one transaction)."""
     envelope = env.Envelope.from_bytes(row.raw)
     header = envelope.header
     device = db.session.get(Device, row.device_id)
@@ -316,7 +396,13 @@ def open_and_validate(row: StoredEnvelope) -> Incoming:
     if stamp.millis - wall_clock_millis() > drift_ms:
         raise Rejected("clock_out_of_range", f"the envelope's clock {header.hlc} is more than "
                        f"{drift_ms // 1000} s ahead of the server's")
-    form = forms_service.compiled(header.form_id, header.form_version)
+    key = (header.form_id, header.form_version)
+    if forms is not None and key in forms:
+        form = forms[key]
+    else:
+        form = forms_service.compiled(*key)
+        if forms is not None:
+            forms[key] = form
     if form is None:
         raise Rejected("unknown_form_version", f"form {header.form_id} version "
                        f"{header.form_version} is not published on this server")

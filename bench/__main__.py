@@ -1,0 +1,98 @@
+"""``python -m bench {ingest,pull,rebuild,peer,profile,all} [options]``; see bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bench.figures import Report, log
+from bench.stores import backends
+
+QUICK = {"n": 500, "devices": 20, "cases": 200, "pull_sizes": [1_000, 5_000],
+         "rebuild_cases": 200, "kinto_n": 200, "clients": 4, "repeat": 10}
+FULL = {"n": 50_000, "devices": 500, "cases": 20_000, "pull_sizes": [10_000, 100_000],
+        "rebuild_cases": 20_000, "kinto_n": 2_000, "clients": 8, "repeat": 50}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenario", choices=["ingest", "pull", "rebuild", "peer", "profile", "all"])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--n", type=int, help="submissions to ingest (default 50000)")
+    parser.add_argument("--devices", type=int, help="simulated devices (default 500)")
+    parser.add_argument("--cases", type=int, help="cases the ingest works on (default 20000)")
+    parser.add_argument("--pull-sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        help="case store sizes for the pull scenario (default 10000,100000)")
+    parser.add_argument("--rebuild-cases", type=int, help="cases to rebuild (default 20000)")
+    parser.add_argument("--kinto-n", type=int,
+                        help="records pushed to Kinto (default 2000: Kinto takes ~20 ms each)")
+    parser.add_argument("--kinto-backends", default="memory,postgresql",
+                        help="Kinto storage backends to run (default memory,postgresql)")
+    parser.add_argument("--clients", type=int, help="client processes pushing (default 8)")
+    parser.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
+    parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress",
+                        help="WSGI server (gunicorn must be installed)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--gc-threshold", type=int, default=0,
+                        help="experiment: start the server with gc.set_threshold(N, 20, 20)")
+    parser.add_argument("--repeat", type=int, help="pull requests timed per figure (default 50)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else FULL
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def ingest_settings(args: argparse.Namespace) -> Any:
+    from bench.ingest import Settings
+
+    return Settings(n=args.n, devices=args.devices, cases=args.cases, clients=args.clients,
+                    threads=args.threads, server=args.server, workers=args.workers,
+                    seed=args.seed, quick=args.quick, gc_threshold=args.gc_threshold)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    report = Report(args={k: v for k, v in vars(args).items()})
+    scenario = args.scenario
+    try:
+        for backend in backends(args.db):
+            kept = None
+            if scenario in ("ingest", "all", "peer"):
+                from bench import ingest
+
+                kept = ingest.run(report, backend, ingest_settings(args),
+                                  keep=scenario == "all")
+            if scenario in ("pull", "all", "peer"):
+                from bench import pull
+
+                pull.run(report, backend, args)
+            if scenario in ("rebuild", "all"):
+                from bench import rebuild
+
+                rebuild.run(report, backend, args, store=kept.store if kept else None)
+            if kept is not None:
+                kept.store.destroy()
+        if scenario in ("peer", "all"):
+            from bench import peer
+
+            peer.run(report, args)
+        if scenario == "profile":
+            from bench import profile
+
+            for backend in backends(args.db):
+                profile.run(report, backend, args)
+    finally:
+        if args.json:
+            report.write_json(args.json)
+            log(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

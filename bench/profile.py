@@ -1,0 +1,80 @@
+"""Part 5: profile the ingest path.
+
+The same prepared workload as ``ingest`` is pushed through the real application in this
+process (Flask test client: no socket, one thread) under pyinstrument when it is installed,
+cProfile otherwise. The profile goes to ``bench/results/profile-<db>.txt`` and the in-process
+rate is printed as a figure, so before/after figures of an optimisation come from one command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pickle
+import pstats
+import time
+from pathlib import Path
+
+from bench.figures import Report, log
+from bench.ingest import prepare
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run(report: Report, backend: str, args: argparse.Namespace) -> None:
+    from bench.__main__ import ingest_settings
+
+    prefix = f"profile.{backend}"
+    prepared = prepare(backend, ingest_settings(args), prefix)
+    store = prepared.store
+    try:
+        app = store.app
+        client = app.test_client()
+        requests = []
+        for tasks in prepared.rounds:
+            for task in tasks:
+                data = pickle.loads(task.path.read_bytes())
+                requests.append([(data["url"], body, data["authorization"])
+                                 for body in data["bodies"]])
+
+        def push_all() -> int:
+            accepted = 0
+            for batch in requests:
+                for url, body, authorization in batch:
+                    response = client.post(url, data=body, headers={
+                        "Authorization": authorization, "Content-Type": "application/json"})
+                    accepted += sum(r["status"] == "accepted" for r in response.json["results"])
+            return accepted
+
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / f"profile-{backend}.txt"
+        try:
+            from pyinstrument import Profiler
+        except ImportError:
+            Profiler = None  # noqa: N806
+        started = time.perf_counter()
+        if Profiler is not None:
+            profiler = Profiler(interval=0.001)
+            profiler.start()
+            accepted = push_all()
+            profiler.stop()
+            elapsed = time.perf_counter() - started
+            out.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+            tool = "pyinstrument"
+        else:
+            profile = cProfile.Profile()
+            profile.enable()
+            accepted = push_all()
+            profile.disable()
+            elapsed = time.perf_counter() - started
+            text = io.StringIO()
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
+            out.write_text(text.getvalue())
+            tool = "cProfile"
+        n = len(prepared.plan.submissions)
+        report.add(f"{prefix}.inprocess_submissions_per_s", accepted / elapsed, "sub/s",
+                   f"{accepted}/{n} accepted, one thread, no socket, under {tool}")
+        log(f"{prefix}: profile written to {out}")
+    finally:
+        store.destroy()

@@ -1,0 +1,135 @@
+"""Run the FieldSync server as its own process on loopback, as an operator would."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.stores import Store
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(port: int, path: str, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before answering")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not answer {path} within {timeout} s")
+
+
+def rss_mb(pid: int, field: str) -> float:
+    """VmHWM (peak resident set) or VmRSS of a process, in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+class Server:
+    """``fieldsync serve`` (waitress) or gunicorn (``fieldsync.wsgi:app``) over a store."""
+
+    def __init__(self, store: Store, *, kind: str = "waitress", threads: int = 8,
+                 workers: int = 2, env: dict[str, str] | None = None,
+                 log_path: Path | None = None, gc_threshold: int = 0) -> None:
+        self.store = store
+        self.kind = kind
+        self.threads = threads
+        self.workers = workers
+        self.gc_threshold = gc_threshold
+        self.port = free_port()
+        self.extra_env = env or {}
+        self.log_path = log_path or store.data_dir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        if self.kind == "gunicorn":
+            gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+            if gunicorn is None:
+                raise RuntimeError("gunicorn is not installed in this environment: "
+                                   "pip install gunicorn, or use --server waitress")
+            return [gunicorn, "-w", str(self.workers), "-k", "gthread", "--threads",
+                    str(self.threads), "-b", f"127.0.0.1:{self.port}", "--log-level",
+                    "warning", "fieldsync.wsgi:app"]
+        argv = ["fieldsync", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--threads", str(self.threads)]
+        if self.gc_threshold:
+            # An experiment, not a FieldSync setting: the server with a larger first-generation
+            # threshold of Python's cyclic garbage collector (see bench/README.md).
+            return [sys.executable, "-c",
+                    f"import gc, sys; gc.set_threshold({self.gc_threshold}, 20, 20); "
+                    f"sys.argv = {argv!r}; from fieldsync.cli import main; main()"]
+        return [sys.executable, "-m", *argv]
+
+    @property
+    def description(self) -> str:
+        if self.kind == "gunicorn":
+            return f"gunicorn {self.workers} workers x {self.threads} threads"
+        gc = f", gc threshold {self.gc_threshold}" if self.gc_threshold else ""
+        return f"waitress 1 process x {self.threads} threads{gc}"
+
+    def start(self) -> Server:
+        env = {**os.environ, **self.store.env(), **self.extra_env}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), env=env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        wait_http(self.port, "/healthz", 60, self.process)
+        return self
+
+    def pids(self) -> list[int]:
+        assert self.process is not None
+        return [self.process.pid, *children(self.process.pid)]
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory: the largest of the serving processes (waitress: the one)."""
+        return max(rss_mb(pid, "VmHWM") for pid in self.pids())
+
+    def rss_mb(self) -> float:
+        return sum(rss_mb(pid, "VmRSS") for pid in self.pids())
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

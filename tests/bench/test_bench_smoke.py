@@ -1,0 +1,50 @@
+"""Smoke test of ``python -m bench``: the quick scenarios run and print their documented
+figure lines. Performance itself is never asserted here (DESIGN section 6): see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURE = re.compile(r"^(?P<name>[a-z0-9_.]+) (?P<value>-?[0-9]+(\.[0-9]+)?) (?P<unit>\S+)"
+                    r"(  # .+)?$")
+
+
+def run_bench(*args: str) -> dict[str, tuple[float, str]]:
+    done = subprocess.run([sys.executable, "-m", "bench", *args, "--quick", "--db", "sqlite"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines, done.stderr[-2000:]
+    figures = {}
+    for line in lines:
+        match = FIGURE.match(line)
+        assert match, f"not a figure line: {line!r}"
+        figures[match["name"]] = (float(match["value"]), match["unit"])
+    return figures
+
+
+@pytest.mark.slow
+def test_quick_scenarios_print_their_figures() -> None:
+    ingest = run_bench("ingest")
+    for name, unit in [("submissions_per_s", "sub/s"), ("batch_p50", "ms"), ("batch_p99", "ms"),
+                       ("server_peak_rss", "MiB"), ("plain_insert_per_s", "rows/s"),
+                       ("crypto_floor_per_s", "env/s"), ("ratio_to_plain_insert", "x"),
+                       ("share_of_lower_floor", "%")]:
+        assert ingest[f"ingest.sqlite.{name}"][1] == unit
+    pull = run_bench("pull", "--pull-sizes", "600,1200", "--repeat", "5")
+    for size in ("600", "1200"):
+        for name in ("incremental_p50", "incremental_p99", "incremental_bytes", "full_p50"):
+            assert f"pull.sqlite.{size}.{name}" in pull
+    assert pull["pull.sqlite.incremental_growth"][1] == "x"
+    rebuild = run_bench("rebuild", "--rebuild-cases", "100")
+    assert rebuild["rebuild.sqlite.cases_per_s"][1] == "cases/s"
+    assert rebuild["rebuild.sqlite.differences"] == (0.0, "cases")
