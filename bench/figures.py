@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -62,10 +61,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def machine() -> dict[str, Any]:
