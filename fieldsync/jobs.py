@@ -18,12 +18,16 @@ log = logging.getLogger(__name__)
 EXTENSION = "fieldsync.scheduler"
 
 
-def recover(app: Flask) -> int:
+# The periodic job leaves envelopes younger than this to the request that stored them.
+IN_FLIGHT_SECONDS = 30
+
+
+def recover(app: Flask, *, min_age_seconds: float = 0) -> int:
     from fieldsync.services import ingest
 
     with app.app_context():
         try:
-            done = ingest.process_pending()
+            done = ingest.process_pending(min_age_seconds=min_age_seconds)
         finally:
             db.session.remove()
     if done:
@@ -37,6 +41,7 @@ def start(app: Flask) -> BackgroundScheduler | None:
         return app.extensions.get(EXTENSION)
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(recover, "interval", args=[app], seconds=interval, id="recover",
+                      kwargs={"min_age_seconds": IN_FLIGHT_SECONDS},
                       max_instances=1, coalesce=True)
     scheduler.start()
     app.extensions[EXTENSION] = scheduler

@@ -97,7 +97,8 @@ def _reset_postgres(url: str) -> None:
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
                 conn.execute(text("SET session_replication_role = DEFAULT"))
                 conn.execute(text(
-                    "INSERT INTO counters (name, value) VALUES ('sync', 0), ('received', 0)"
+                    "INSERT INTO counters (name, value) VALUES ('sync', 0), ('received', 0), "
+                    "('case_number', 0)"
                 ))
     finally:
         engine.dispose()

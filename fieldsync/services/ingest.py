@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -427,10 +428,13 @@ def open_and_validate(row: StoredEnvelope,
     )
 
 
-def owner_operations(user: User, submission_id: str) -> list[dict[str, Any]]:
-    """What the server adds to an intake: the owning service and officer, and a case number."""
+def owner_operations(user: User, submission_id: str,
+                     number: str | None = None) -> list[dict[str, Any]]:
+    """What the server adds to an intake: the owning service and officer, and a case number
+    (``<service>-<counter>``, unique; taken from the ``case_number`` counter unless given)."""
     service = user.service.code if user.service else None
-    number = f"{service or 'X'}-{submission_id[:8].upper()}"
+    if number is None:
+        number = f"{service or 'X'}-{sequence.next_value('case_number'):06d}"
     return [
         {"type": "set", "property": "owner_service", "value": service, "policy": "server",
          "sensitivity": "public"},
@@ -463,13 +467,18 @@ def payload_problems(payload: dict[str, Any]) -> dict[str, list[str]]:
     return problems
 
 
-def process_pending(limit: int = 500) -> int:
-    """Finish envelopes left in state ``received`` (after a crash). Returns how many."""
+def process_pending(limit: int = 500, *, min_age_seconds: float = 0) -> int:
+    """Finish envelopes left in state ``received`` (after a crash). Returns how many.
+
+    ``min_age_seconds`` leaves alone envelopes a live push request is about to process (the
+    periodic job); at start-up nothing is in flight, so everything is taken.
+    """
     done = 0
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds)
     while True:
         ids = list(db.session.scalars(
             select(StoredEnvelope.submission_id)
-            .where(StoredEnvelope.state == "received")
+            .where(StoredEnvelope.state == "received", StoredEnvelope.received_at <= cutoff)
             .order_by(StoredEnvelope.received_seq)
             .limit(limit)
         ))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from flask import Flask
 
 from fieldsync.services import demo as demo_service
@@ -25,10 +27,21 @@ def banner(app: Flask, base_url: str, *, demo: bool) -> list[str]:
     return lines
 
 
+def tune_runtime() -> None:
+    """Fewer, later garbage collections in a long-running server.
+
+    The benchmark showed pull p99 spikes of 60-86 ms on PostgreSQL coming from the cyclic
+    garbage collector, not the query (0.17 ms); freezing the start-up objects and raising the
+    first-generation threshold removed them (bench/README.md)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def start_background_jobs(app: Flask) -> list[str]:
     """Finish envelopes a crash left unprocessed, then start the per-process scheduler."""
     from fieldsync import jobs
 
+    tune_runtime()
     with app.app_context():
         forms_service.check_settings()
     done = jobs.recover(app)

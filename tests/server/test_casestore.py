@@ -237,3 +237,13 @@ def test_concurrent_ingest_loses_no_update(world, app, database_url) -> None:
     [conflict] = case.state["conflicts"]
     assert sorted(c["value"] for c in conflict["candidates"]) == [f"{n} St" for n in range(6)]
     assert casestore.rebuild().differences == {}
+
+
+def test_case_numbers_are_unique_and_sequential(world) -> None:
+    ion = enrol(world, "ion")
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    texts = [ion.seal(INTAKE, {"full_name": f"N{n}"}, case_id=case_id)
+             for n, case_id in enumerate(ids)]
+    assert [r["status"] for r in ion.push(*texts)] == ["accepted"] * 3
+    numbers = sorted(db.session.get(Case, case_id).case_number for case_id in ids)
+    assert numbers == ["BV-000001", "BV-000002", "BV-000003"]
