@@ -57,22 +57,26 @@ def list_conflicts() -> ResponseReturnValue:
     return jsonify(conflicts=review.list_conflicts(actor(), args["status"], args["case_id"]))
 
 
-class ResolveSchema(Schema):
-    value = fields.Raw(required=True, allow_none=True)
+class ReasonSchema(Schema):
+    """Every staff change carries a reason (kept in the event log and the audit trail)."""
+
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ValueSchema(ReasonSchema):
+    value = fields.Raw(required=True, allow_none=True)
 
 
 @blueprint.post("/conflicts/<conflict_id>/resolve")
 @staff_required()
 def resolve_conflict(conflict_id: str) -> ResponseReturnValue:
-    body = load_json(ResolveSchema())
+    body = load_json(ValueSchema())
     return jsonify(review.resolve_conflict(actor(), conflict_id, body["value"], body["reason"]))
 
 
-class TransferSchema(Schema):
+class TransferSchema(ReasonSchema):
     service = fields.String(required=True)
     officer = fields.String(load_default=None)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 @blueprint.post("/cases/<case_id>/transfer")
@@ -83,22 +87,16 @@ def transfer(case_id: str) -> ResponseReturnValue:
                                         body["reason"]))
 
 
-class PropertySchema(Schema):
-    value = fields.Raw(required=True, allow_none=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-
-
 @blueprint.put("/cases/<case_id>/properties/<prop>")
 @staff_required()
 def set_property(case_id: str, prop: str) -> ResponseReturnValue:
-    body = load_json(PropertySchema())
+    body = load_json(ValueSchema())
     return jsonify(review.set_server_property(actor(), case_id, prop, body["value"],
                                               body["reason"]))
 
 
-class PlacementSchema(Schema):
+class PlacementSchema(ReasonSchema):
     site = fields.String(required=True, allow_none=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 @blueprint.put("/cases/<case_id>/site")
@@ -106,10 +104,6 @@ class PlacementSchema(Schema):
 def place(case_id: str) -> ResponseReturnValue:
     body = load_json(PlacementSchema())
     return jsonify(review.place_at_site(actor(), case_id, body["site"], body["reason"]))
-
-
-class ReasonSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 @blueprint.get("/quarantine")
