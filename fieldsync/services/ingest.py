@@ -90,7 +90,7 @@ def push(device: Device, items: list[str]) -> list[Result]:
     results: dict[int, Result] = {}
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, str]] = []
-    batch = ReceiveBatch.for_items(device, items)
+    batch = ReceiveBatch.for_items(items)
     for index, text in enumerate(items):
         try:
             outcome = receive(device, text, batch)
@@ -135,10 +135,8 @@ class ReceiveBatch:
     new: list[StoredEnvelope] = field(default_factory=list)
 
     @classmethod
-    def for_items(cls, device: Device, items: list[Any]) -> ReceiveBatch:
+    def for_items(cls, items: list[Any]) -> ReceiveBatch:
         batch = cls()
-        if device.revoked_at is not None:
-            return batch  # the quarantine path keeps its own per-envelope logic
         for text in items:
             if isinstance(text, str) and text not in batch.parsed:
                 try:
@@ -185,12 +183,22 @@ class ReceiveBatch:
 def receive(device: Device, text: Any, batch: ReceiveBatch | None = None) -> Result | str:
     """Check and store one envelope; returns the submission id to process, or a final result.
 
-    Within :func:`push` a :class:`ReceiveBatch` saves the per-envelope queries; its new rows
-    are added to the session by ``batch.store_new()``."""
+    Within :func:`push` a :class:`ReceiveBatch` saves the per-envelope queries, and its new rows
+    are added to the session by ``batch.store_new()``; called alone, it stores the row itself.
+    """
+    if batch is not None:
+        return _receive(device, text, batch)
+    own = ReceiveBatch()
+    outcome = _receive(device, text, own)
+    own.store_new()
+    return outcome
+
+
+def _receive(device: Device, text: Any, batch: ReceiveBatch) -> Result | str:
     if not isinstance(text, str):
         raise Rejected("malformed_envelope", "each envelope must be a base64url string")
     try:
-        envelope = batch.envelope(text) if batch is not None else env.Envelope.from_text(text)
+        envelope = batch.envelope(text)
     except env.EnvelopeError as exc:
         raise Rejected(exc.code, exc.detail) from None
     header = envelope.header
@@ -203,10 +211,9 @@ def receive(device: Device, text: Any, batch: ReceiveBatch | None = None) -> Res
         raise Rejected(exc.code, exc.detail) from None
     raw = envelope.to_bytes()
     digest = env.envelope_digest(raw)
+    existing = batch.lookup(header.submission_id)
     if device.revoked_at is not None:
-        return quarantine_or_refuse(device, envelope, raw, digest)
-    existing = (batch.lookup(header.submission_id) if batch is not None
-                else db.session.get(StoredEnvelope, header.submission_id))
+        return quarantine_or_refuse(device, envelope, raw, digest, existing, batch)
     if existing is not None:
         if existing.digest != digest and existing.state == "rejected" \
                 and existing.device_id != device.id:
@@ -227,41 +234,33 @@ def receive(device: Device, text: Any, batch: ReceiveBatch | None = None) -> Res
                           detail="held for review")
         existing.state = "received"  # a rejected envelope may succeed now (e.g. form published)
         return header.submission_id
-    if batch is not None:
-        batch.add(StoredEnvelope(submission_id=header.submission_id, device_id=device.id,
-                                 digest=digest, raw=raw, state="received"))
-        return header.submission_id
-    db.session.add(StoredEnvelope(
-        submission_id=header.submission_id, device_id=device.id, digest=digest, raw=raw,
-        received_seq=sequence.next_value("received"), state="received",
-    ))
+    batch.add(StoredEnvelope(submission_id=header.submission_id, device_id=device.id,
+                             digest=digest, raw=raw, state="received"))
     return header.submission_id
 
 
-def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes,
-                         digest: str) -> Result:
+def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, digest: str,
+                         existing: StoredEnvelope | None, batch: ReceiveBatch) -> Result:
     """A revoked device pushes: envelopes it sealed before its revocation are kept, unapplied,
     for review; anything sealed later is refused."""
     header = envelope.header
-    revoked_ms = int(device.revoked_at.timestamp() * 1000)  # type: ignore[union-attr]
+    revoked_at = device.revoked_at
+    assert revoked_at is not None
     try:
         sealed_ms = parse_timestamp(header.hlc).millis
     except InvalidTimestamp as exc:
         raise Rejected("malformed_envelope", exc.detail) from None
-    if sealed_ms >= revoked_ms:
+    if sealed_ms >= int(revoked_at.timestamp() * 1000):
         raise Rejected("device_revoked", f"device {device.id} was revoked at "
-                       f"{device.revoked_at.isoformat()}; envelopes sealed after that are "  # type: ignore[union-attr]
-                       "refused")
-    existing = db.session.get(StoredEnvelope, header.submission_id)
+                       f"{revoked_at.isoformat()}; envelopes sealed after that are refused")
     if existing is not None and existing.digest != digest:
         raise Rejected("id_reused_with_different_content",
                        f"submission {header.submission_id} was already received with "
                        "different content")
     if existing is None:
-        db.session.add(StoredEnvelope(
+        batch.add(StoredEnvelope(
             submission_id=header.submission_id, device_id=device.id, digest=digest, raw=raw,
-            received_seq=sequence.next_value("received"), state="quarantined",
-            reject_code="device_revoked",
+            state="quarantined", reject_code="device_revoked",
             reject_detail={"detail": "sealed before the device was revoked; held for review"},
         ))
     elif existing.state == "accepted":
