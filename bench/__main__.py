@@ -36,6 +36,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--gc-threshold", type=int, default=0,
                         help="experiment: start the server with gc.set_threshold(N, 20, 20)")
+    parser.add_argument("--profiler", choices=["pyinstrument", "cprofile", "none"],
+                        default="pyinstrument",
+                        help="profile scenario: the profiler (none: just the in-process rate)")
     parser.add_argument("--repeat", type=int, help="pull requests timed per figure (default 50)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")

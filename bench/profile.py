@@ -49,19 +49,23 @@ def run(report: Report, backend: str, args: argparse.Namespace) -> None:
 
         RESULTS.mkdir(exist_ok=True)
         out = RESULTS / f"profile-{backend}.txt"
-        try:
-            from pyinstrument import Profiler
-        except ImportError:
-            Profiler = None  # noqa: N806
+        tool = getattr(args, "profiler", "pyinstrument")
+        if tool == "pyinstrument":
+            try:
+                from pyinstrument import Profiler
+            except ImportError:
+                tool = "cprofile"
         started = time.perf_counter()
-        if Profiler is not None:
+        if tool == "none":
+            accepted = push_all()
+            elapsed = time.perf_counter() - started
+        elif tool == "pyinstrument":
             profiler = Profiler(interval=0.001)
             profiler.start()
             accepted = push_all()
             profiler.stop()
             elapsed = time.perf_counter() - started
             out.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
-            tool = "pyinstrument"
         else:
             profile = cProfile.Profile()
             profile.enable()
@@ -71,10 +75,11 @@ def run(report: Report, backend: str, args: argparse.Namespace) -> None:
             text = io.StringIO()
             pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
             out.write_text(text.getvalue())
-            tool = "cProfile"
         n = len(prepared.plan.submissions)
         report.add(f"{prefix}.inprocess_submissions_per_s", accepted / elapsed, "sub/s",
-                   f"{accepted}/{n} accepted, one thread, no socket, under {tool}")
-        log(f"{prefix}: profile written to {out}")
+                   f"{accepted}/{n} accepted, one thread, no socket, "
+                   + ("no profiler" if tool == "none" else f"under {tool}"))
+        if tool != "none":
+            log(f"{prefix}: profile written to {out}")
     finally:
         store.destroy()

@@ -154,7 +154,12 @@ class EnvelopeHeader:
         }
 
     def to_bytes(self) -> bytes:
-        return canonical_json(self.to_dict())
+        # Computed once per (immutable) header: parsing, verifying and opening all need it.
+        cached = self.__dict__.get("_bytes")
+        if cached is None:
+            cached = canonical_json(self.to_dict())
+            object.__setattr__(self, "_bytes", cached)
+        return cached
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EnvelopeHeader:
@@ -196,18 +201,22 @@ class Envelope:
         return envelope_digest(self.to_bytes())
 
     def to_bytes(self) -> bytes:
-        header = self.header.to_bytes()
-        return b"".join(
-            (
-                MAGIC,
-                bytes([FORMAT_VERSION]),
-                _LENGTH.pack(len(header)),
-                header,
-                _LENGTH.pack(len(self.ciphertext)),
-                self.ciphertext,
-                self.signature,
+        cached = self.__dict__.get("_bytes")
+        if cached is None:
+            header = self.header.to_bytes()
+            cached = b"".join(
+                (
+                    MAGIC,
+                    bytes([FORMAT_VERSION]),
+                    _LENGTH.pack(len(header)),
+                    header,
+                    _LENGTH.pack(len(self.ciphertext)),
+                    self.ciphertext,
+                    self.signature,
+                )
             )
-        )
+            object.__setattr__(self, "_bytes", cached)
+        return cached
 
     def to_text(self) -> str:
         """base64url (unpadded) of :meth:`to_bytes`, for JSON transport."""

@@ -108,7 +108,8 @@ def push(device: Device, items: list[str]) -> list[Result]:
     batch.store_new()
     device.last_seen_at = utcnow()
     db.session.commit()  # durable before anything is opened
-    for submission_id, result in process_submissions(list(first_index)).items():
+    parsed = {sid: batch.envelope(items[i]) for sid, i in first_index.items()}
+    for submission_id, result in process_submissions(list(first_index), parsed).items():
         result.index = first_index[submission_id]
         results[result.index] = result
     for index, submission_id in repeats:
@@ -270,13 +271,17 @@ def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, dig
                   "is held for central review and stays in the outbox")
 
 
-def process_submissions(submission_ids: list[str]) -> dict[str, Result]:
-    """Open and apply stored envelopes in one transaction, retrying on lock conflicts."""
+def process_submissions(submission_ids: list[str],
+                        parsed: dict[str, env.Envelope] | None = None) -> dict[str, Result]:
+    """Open and apply stored envelopes in one transaction, retrying on lock conflicts.
+
+    ``parsed`` may give envelopes the caller has already parsed, by submission id; one is used
+    only if its bytes are exactly the stored ones."""
     if not submission_ids:
         return {}
     for attempt in range(1, PROCESS_ATTEMPTS + 1):
         try:
-            results = _process_once(submission_ids)
+            results = _process_once(submission_ids, parsed or {})
             db.session.commit()
             return results
         except (IntegrityError, DBAPIError) as exc:
@@ -295,7 +300,8 @@ def retryable(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
-def _process_once(submission_ids: list[str]) -> dict[str, Result]:
+def _process_once(submission_ids: list[str],
+                  parsed: dict[str, env.Envelope]) -> dict[str, Result]:
     # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
     # the same envelope waits here, then sees it accepted and answers ``duplicate``.
     rows = list(db.session.scalars(
@@ -306,20 +312,24 @@ def _process_once(submission_ids: list[str]) -> dict[str, Result]:
     ))
     results: dict[str, Result] = {}
     ready: list[tuple[StoredEnvelope, Incoming]] = []
-    forms: dict[tuple[str, int], FormDefinition | None] = {}  # looked up once per batch
+    lookups = BatchLookups()
     for row in rows:
         if row.state == "accepted":
             results[row.submission_id] = Result(0, "duplicate", row.submission_id,
                                                 receipt=row.receipt)
             continue
+        envelope = parsed.get(row.submission_id)
+        if envelope is not None and envelope.to_bytes() != row.raw:
+            envelope = None
         try:
-            ready.append((row, open_and_validate(row, forms)))
+            ready.append((row, open_and_validate(row, lookups, envelope)))
         except Rejected as exc:
             results[row.submission_id] = reject(row, exc)
     # Lock cases in a fixed order so that concurrent workers cannot deadlock.
     ready.sort(key=lambda item: (item[1].case_id, item[1].hlc, item[1].id))
     writer = CaseWriter()
     writer.preload([incoming.case_id for _, incoming in ready])  # same order, two queries
+    number_intakes([incoming for _, incoming in ready])  # counters after the case rows
     staged: list[tuple[StoredEnvelope, Incoming]] = []
     for row, incoming in ready:
         try:
@@ -364,16 +374,38 @@ def reject(row: StoredEnvelope, exc: Rejected) -> Result:
 PAYLOAD_KEYS = {"submission_id", "form_id", "form_version", "case_id", "base", "answers"}
 
 
-def open_and_validate(row: StoredEnvelope,
-                      forms: dict[tuple[str, int], FormDefinition | None] | None = None
-                      ) -> Incoming:
+@dataclass
+class BatchLookups:
+    """Form versions and devices looked up once per batch (one transaction)."""
+
+    forms: dict[tuple[str, int], FormDefinition | None] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+
+    def form(self, form_id: str, version: int) -> FormDefinition | None:
+        key = (form_id, version)
+        if key not in self.forms:
+            self.forms[key] = forms_service.compiled(form_id, version)
+        return self.forms[key]
+
+    def device(self, device_id: str) -> Device:
+        if device_id not in self.devices:
+            found = db.session.get(Device, device_id)
+            assert found is not None
+            self.devices[device_id] = found
+        return self.devices[device_id]
+
+
+def open_and_validate(row: StoredEnvelope, lookups: BatchLookups | None = None,
+                      envelope: env.Envelope | None = None) -> Incoming:
     """Decrypt the stored envelope and turn it into a validated event (or raise Rejected).
 
-    ``forms`` memoises the form version lookups within one batch (one transaction)."""
-    envelope = env.Envelope.from_bytes(row.raw)
+    ``envelope`` is ``row.raw`` already parsed, if the caller has it. An intake gets its owner
+    operations here and its case number from :func:`number_intakes`."""
+    lookups = lookups or BatchLookups()
+    if envelope is None:
+        envelope = env.Envelope.from_bytes(row.raw)
     header = envelope.header
-    device = db.session.get(Device, row.device_id)
-    assert device is not None
+    device = lookups.device(row.device_id)
     ring = keyring.get()
     try:
         payload = env.open_envelope(envelope, ring.private_key)
@@ -396,13 +428,7 @@ def open_and_validate(row: StoredEnvelope,
     if stamp.millis - wall_clock_millis() > drift_ms:
         raise Rejected("clock_out_of_range", f"the envelope's clock {header.hlc} is more than "
                        f"{drift_ms // 1000} s ahead of the server's")
-    key = (header.form_id, header.form_version)
-    if forms is not None and key in forms:
-        form = forms[key]
-    else:
-        form = forms_service.compiled(*key)
-        if forms is not None:
-            forms[key] = form
+    form = lookups.form(header.form_id, header.form_version)
     if form is None:
         raise Rejected("unknown_form_version", f"form {header.form_id} version "
                        f"{header.form_version} is not published on this server")
@@ -417,7 +443,7 @@ def open_and_validate(row: StoredEnvelope,
                        f"for {', '.join(form.case.roles)}")
     ops = list(result.operations)
     if creates:
-        ops.extend(owner_operations(user, header.submission_id))
+        ops.extend(ownership_operations(user))
     base = payload["base"]
     return Incoming(
         id=header.submission_id, case_id=payload["case_id"], parents=list(base["heads"]),
@@ -427,21 +453,49 @@ def open_and_validate(row: StoredEnvelope,
     )
 
 
+def number_intakes(incoming: list[Incoming]) -> None:
+    """Give the intakes among ``incoming`` their case numbers, in list order, from one
+    reservation of the ``case_number`` counter. Called after the case rows are locked, so that
+    the counter rows are always locked last."""
+    intakes = [i for i in incoming if i.creates]
+    if not intakes:
+        return
+    first = sequence.next_value("case_number", len(intakes))
+    for offset, item in enumerate(intakes):
+        item.ops.append(case_number_operation(case_number(service_of(item.user), first + offset)))
+
+
+def service_of(user: User) -> str | None:
+    return user.service.code if user.service else None
+
+
+def case_number(service: str | None, value: int) -> str:
+    return f"{service or 'X'}-{value:06d}"
+
+
+def ownership_operations(user: User) -> list[dict[str, Any]]:
+    """What the server adds to an intake besides its case number: the owning service and
+    officer."""
+    return [
+        {"type": "set", "property": "owner_service", "value": service_of(user),
+         "policy": "server", "sensitivity": "public"},
+        {"type": "set", "property": "owner_officer", "value": user.username, "policy": "server",
+         "sensitivity": "restricted"},
+    ]
+
+
+def case_number_operation(number: str) -> dict[str, Any]:
+    return {"type": "set", "property": "case_number", "value": number, "policy": "server",
+            "sensitivity": "public"}
+
+
 def owner_operations(user: User, submission_id: str,
                      number: str | None = None) -> list[dict[str, Any]]:
     """What the server adds to an intake: the owning service and officer, and a case number
     (``<service>-<counter>``, unique; taken from the ``case_number`` counter unless given)."""
-    service = user.service.code if user.service else None
     if number is None:
-        number = f"{service or 'X'}-{sequence.next_value('case_number'):06d}"
-    return [
-        {"type": "set", "property": "owner_service", "value": service, "policy": "server",
-         "sensitivity": "public"},
-        {"type": "set", "property": "owner_officer", "value": user.username, "policy": "server",
-         "sensitivity": "restricted"},
-        {"type": "set", "property": "case_number", "value": number, "policy": "server",
-         "sensitivity": "public"},
-    ]
+        number = case_number(service_of(user), sequence.next_value("case_number"))
+    return [*ownership_operations(user), case_number_operation(number)]
 
 
 def payload_problems(payload: dict[str, Any]) -> dict[str, list[str]]:
