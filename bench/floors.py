@@ -40,7 +40,7 @@ def crypto_floor(sealed: list[tuple[str, str]], credentials: dict[str, DeviceCre
 def plain_insert_sqlite(rows: list[tuple[str, str, bytes]], path: Path) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE plain (id TEXT PRIMARY KEY, case_id TEXT, raw BLOB)")
     started = time.perf_counter()
     conn.execute("BEGIN")

@@ -134,7 +134,7 @@ def run(report: Report, backend: str, settings: Settings, *, keep: bool = False
             for s in plan.submissions]
         if backend == "sqlite":
             plain = floors.plain_insert_sqlite(rows, store.data_dir / "plain.db")
-            how = "one executemany transaction, WAL, synchronous=NORMAL"
+            how = "one executemany transaction, WAL, synchronous=FULL"
         else:
             assert store.database_url
             plain = floors.plain_insert_postgresql(rows, store.database_url)

@@ -87,6 +87,21 @@ def test_migrations_apply_from_empty_and_are_idempotent(empty_database_url, tmp_
             db.engine.dispose()
 
 
+def test_sqlite_commits_are_durable_before_a_receipt_is_sent(tmp_path) -> None:
+    # A receipt lets the tablet delete its copy, so a commit must survive a power loss: WAL
+    # with synchronous=FULL (NORMAL may roll back the last commits), foreign keys enforced.
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}",
+                      "DATA_DIR": str(tmp_path)})
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        finally:
+            db.engine.dispose()
+
+
 def test_event_and_audit_logs_refuse_updates_and_deletes(app) -> None:
     with db.engine.begin() as conn:
         conn.execute(text(
