@@ -324,9 +324,23 @@ def operation_problem(op: Any) -> str | None:
     return None
 
 
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def is_json(value: Any) -> bool:
     """True if ``value`` is plain JSON data (finite numbers, string keys); tuples count as
     arrays. Cheaper than encoding it."""
+    kind = type(value)  # exact types first: the common case, without isinstance chains
+    if kind in _PLAIN_TYPES:
+        return True
+    if kind is dict:
+        return all(type(k) is str and is_json(v) for k, v in value.items()) or _is_json(value)
+    if kind is list:
+        return all(is_json(v) for v in value)
+    return _is_json(value)
+
+
+def _is_json(value: Any) -> bool:
     if value is None or isinstance(value, str | bool | int):
         return True
     if isinstance(value, float):

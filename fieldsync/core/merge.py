@@ -112,6 +112,10 @@ class Provenance(_Record):
     def of(cls, event: Event) -> Provenance:
         return cls(event.id, event.device_id, event.user_id, event.hlc)
 
+    def to_dict(self) -> dict[str, Any]:  # the generic one, spelt out: called most often
+        return {"event_id": _plain(self.event_id), "device_id": _plain(self.device_id),
+                "user_id": _plain(self.user_id), "hlc": _plain(self.hlc)}
+
 
 @dataclass(frozen=True)
 class Candidate(_Record):
@@ -119,6 +123,9 @@ class Candidate(_Record):
 
     value: Any
     provenance: Provenance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": _plain(self.value), "provenance": self.provenance.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,10 @@ class LogEntry(_Record):
     entry_id: str
     value: Any
     provenance: Provenance
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entry_id": _plain(self.entry_id), "value": _plain(self.value),
+                "provenance": self.provenance.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,11 @@ class PropertyState(_Record):
     provenance: Provenance
     conflict_id: str | None = None
     count: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": _plain(self.value), "policy": _plain(self.policy),
+                "sensitivity": _plain(self.sensitivity), "provenance": self.provenance.to_dict(),
+                "conflict_id": _plain(self.conflict_id), "count": _plain(self.count)}
 
 
 @dataclass(frozen=True)

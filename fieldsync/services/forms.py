@@ -192,16 +192,23 @@ def manifest() -> dict[str, Any]:
 
 
 def compiled(form_id: str, version: int) -> FormDefinition | None:
-    """The loaded definition of a published or retired version (cached per process by hash);
-    None for unknown versions and drafts: devices never fill drafts."""
+    """The loaded definition of a published or retired version; None for unknown versions and
+    drafts: devices never fill drafts.
+
+    Cached per process by (form id, version) once the version is published: its content can no
+    longer change and it never becomes a draft again, so the row need not be read again."""
+    cache: dict[Any, FormDefinition] = current_app.extensions.setdefault(CACHE, {})
+    form = cache.get((form_id, version))
+    if form is not None:
+        return form
     row = _find(form_id, version)
     if row is None or row.state == "draft":
         return None
-    cache: dict[str, FormDefinition] = current_app.extensions.setdefault(CACHE, {})
     form = cache.get(row.content_hash)
     if form is None:
         form = load_form(row.definition)
         cache[row.content_hash] = form
+    cache[(form_id, version)] = form
     return form
 
 
