@@ -104,6 +104,11 @@ class ClientPool:
         outcome.seconds = time.perf_counter() - started
         return outcome
 
+    def cpu_seconds(self) -> float:
+        from bench.server import cpu_seconds
+
+        return cpu_seconds([p.pid for p in self.processes if p.pid is not None])
+
     def close(self) -> None:
         for _ in self.processes:
             self.tasks.put(None)

@@ -8,6 +8,7 @@ the rate is end to end. Sealing happens before the window (devices seal offline)
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from bench import floors
 from bench.clients import ClientPool
 from bench.figures import Report, log, percentile
 from bench.org import create_org
-from bench.server import Server
+from bench.server import Server, machine_cpu_seconds
 from bench.stores import Store
 from bench.workload import (
     DeviceCredential,
@@ -104,7 +105,9 @@ def run(report: Report, backend: str, settings: Settings, *, keep: bool = False
         log(f"{prefix}: pushing with {settings.clients} client processes to "
             f"{server.description}")
         with server, ClientPool(server.port, settings.clients) as pool:
+            cpu_before = (server.cpu_seconds(), pool.cpu_seconds(), machine_cpu_seconds())
             outcome = pool.run(rounds, on_round=server.rss_mb)
+            cpu_after = (server.cpu_seconds(), pool.cpu_seconds(), machine_cpu_seconds())
             peak = server.peak_rss_mb()
         # "duplicate" with a receipt is also reconciled: the server's recovery job (every 60 s)
         # may finish a stored envelope before the request that stored it does.
@@ -125,6 +128,21 @@ def run(report: Report, backend: str, settings: Settings, *, keep: bool = False
         if outcome.rss_after_round:
             report.add(f"{prefix}.server_rss_first_round", outcome.rss_after_round[0], "MiB")
             report.add(f"{prefix}.server_rss_last_round", outcome.rss_after_round[-1], "MiB")
+        # Where the two cores went during the timed window: the server's own processes, the
+        # client processes, and everything else (the database server, the OS).
+        server_cpu = cpu_after[0] - cpu_before[0]
+        client_cpu = cpu_after[1] - cpu_before[1]
+        busy = cpu_after[2][0] - cpu_before[2][0]
+        wall_cores = cpu_after[2][1] - cpu_before[2][1]
+        report.add(f"{prefix}.server_cpu_per_submission", 1000 * server_cpu / max(1, accepted),
+                   "ms", f"{server_cpu:.1f} CPU s in the server processes")
+        report.add(f"{prefix}.client_cpu_per_submission", 1000 * client_cpu / max(1, accepted),
+                   "ms", f"{client_cpu:.1f} CPU s in {settings.clients} client processes")
+        report.add(f"{prefix}.other_cpu_per_submission",
+                   1000 * max(0.0, busy - server_cpu - client_cpu) / max(1, accepted), "ms",
+                   "the rest of the machine: database server, OS")
+        report.add(f"{prefix}.machine_busy", 100 * busy / max(wall_cores, 1e-9), "%",
+                   f"of {os.cpu_count()} cores during the timed window")
         counts = check_store(store)
         report.add(f"{prefix}.conflicts_opened", counts["conflicts"], "conflicts",
                    f"{plan.pairs} concurrent pairs planned")

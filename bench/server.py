@@ -48,6 +48,27 @@ def rss_mb(pid: int, field: str) -> float:
     return 0.0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (not their children)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
+
+
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -113,6 +134,9 @@ class Server:
     def peak_rss_mb(self) -> float:
         """Peak resident memory: the largest of the serving processes (waitress: the one)."""
         return max(rss_mb(pid, "VmHWM") for pid in self.pids())
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pids())
 
     def rss_mb(self) -> float:
         return sum(rss_mb(pid, "VmRSS") for pid in self.pids())
