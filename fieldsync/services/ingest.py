@@ -86,11 +86,20 @@ class _Pending:
 
 
 def push(device: Device, items: list[str]) -> list[Result]:
-    """Receive and process a batch of base64url envelopes from ``device``."""
+    """Receive and process a batch of base64url envelopes from ``device``.
+
+    The CPU-heavy steps run with no transaction open, so that on SQLite (where a transaction
+    holds the database's write lock from its start) another server process can write
+    meanwhile: parsing and verifying before the receive transaction, opening and validating
+    between the receive and the process transactions."""
+    user = device.user
+    _ = user.service, user.site  # loaded now: used after the commit below
+    end_transaction()  # the authentication's read: nothing to write yet
     results: dict[int, Result] = {}
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, str]] = []
-    batch = ReceiveBatch.for_items(items)
+    batch = ReceiveBatch.for_items(items, device)
+    batch.load_stored()
     for index, text in enumerate(items):
         try:
             outcome = receive(device, text, batch)
@@ -107,9 +116,11 @@ def push(device: Device, items: list[str]) -> list[Result]:
             first_index[outcome] = index
     batch.store_new()
     device.last_seen_at = utcnow()
-    db.session.commit()  # durable before anything is opened
-    parsed = {sid: batch.envelope(items[i]) for sid, i in first_index.items()}
-    for submission_id, result in process_submissions(list(first_index), parsed).items():
+    end_transaction()  # durable before anything is opened
+    lookups = BatchLookups(devices={device.id: device})
+    prepared = {sid: prepare(batch.envelope(items[i]), device, lookups)
+                for sid, i in first_index.items()}
+    for submission_id, result in process_submissions(list(first_index), prepared).items():
         result.index = first_index[submission_id]
         results[result.index] = result
     for index, submission_id in repeats:
@@ -120,23 +131,57 @@ def push(device: Device, items: list[str]) -> list[Result]:
     return [results[i] for i in range(len(items))]
 
 
+def end_transaction() -> None:
+    """Commit, keeping loaded objects loaded: reading an expired attribute would open a new
+    transaction, and on SQLite take the write lock. Queries that lock rows to change them
+    re-read them (``populate_existing``)."""
+    session = db.session()
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
+
+
+@dataclass
+class Prepared:
+    """An envelope opened and validated before its row was locked (:func:`prepare`)."""
+
+    raw: bytes
+    outcome: Incoming | Rejected
+
+
+def prepare(envelope: env.Envelope, device: Device, lookups: BatchLookups) -> Prepared:
+    try:
+        outcome: Incoming | Rejected = validate_envelope(envelope, device, lookups)
+    except Rejected as exc:
+        outcome = exc
+    return Prepared(envelope.to_bytes(), outcome)
+
+
 @dataclass
 class ReceiveBatch:
     """What :func:`receive` needs to store a push's envelopes with one query and one sequence
     reservation instead of a lookup, a counter update and an insert per envelope.
 
-    ``parsed`` holds each envelope text parsed once; ``stored`` the already stored envelopes
+    ``parsed`` holds each envelope text parsed once; ``signatures`` the outcome of checking
+    its signature (``None``: good) for those sealed by the pushing device; ``stored`` the
+    already stored envelopes
     of the batch by submission id (``None``: not stored), so that a lookup needs no query;
     ``new`` the rows to store, which get consecutive ``received`` sequence numbers in batch
     order in :meth:`store_new` -- the numbers one ``next_value`` per envelope would give.
     """
 
     parsed: dict[str, env.Envelope | env.EnvelopeError] = field(default_factory=dict)
+    signatures: dict[str, Rejected | None] = field(default_factory=dict)
     stored: dict[str, StoredEnvelope | None] = field(default_factory=dict)
     new: list[StoredEnvelope] = field(default_factory=list)
 
     @classmethod
-    def for_items(cls, items: list[Any]) -> ReceiveBatch:
+    def for_items(cls, items: list[Any], device: Device | None = None) -> ReceiveBatch:
+        """Parse each envelope text once and, given the pushing device, check the signatures
+        of those it sealed (no database access)."""
         batch = cls()
         for text in items:
             if isinstance(text, str) and text not in batch.parsed:
@@ -144,15 +189,29 @@ class ReceiveBatch:
                     batch.parsed[text] = env.Envelope.from_text(text)
                 except env.EnvelopeError as exc:
                     batch.parsed[text] = exc
-        ids = sorted({e.header.submission_id for e in batch.parsed.values()
+        if device is not None:
+            for text, envelope in batch.parsed.items():
+                if isinstance(envelope, env.Envelope) and envelope.header.device_id == device.id:
+                    batch.signatures[text] = signature_problem(envelope, device.public_key)
+        return batch
+
+    def load_stored(self) -> None:
+        """Look up the batch's already stored envelopes with one query per 500 ids."""
+        ids = sorted({e.header.submission_id for e in self.parsed.values()
                       if isinstance(e, env.Envelope)})
-        batch.stored = dict.fromkeys(ids)
+        self.stored = dict.fromkeys(ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             for row in db.session.scalars(
                     select(StoredEnvelope).where(StoredEnvelope.submission_id.in_(chunk))):
-                batch.stored[row.submission_id] = row
-        return batch
+                self.stored[row.submission_id] = row
+
+    def signature(self, text: str, envelope: env.Envelope, device: Device) -> None:
+        """Raise :class:`Rejected` unless the device's key signed the envelope."""
+        problem = (self.signatures[text] if text in self.signatures
+                   else signature_problem(envelope, device.public_key))
+        if problem is not None:
+            raise problem
 
     def envelope(self, text: str) -> env.Envelope:
         found = self.parsed.get(text)
@@ -206,10 +265,7 @@ def _receive(device: Device, text: Any, batch: ReceiveBatch) -> Result | str:
     if header.device_id != device.id:
         raise Rejected("device_mismatch", f"envelope was sealed by device {header.device_id}, "
                        f"not by the pushing device {device.id}")
-    try:
-        env.verify_signature(envelope, device.public_key)
-    except env.BadSignature as exc:
-        raise Rejected(exc.code, exc.detail) from None
+    batch.signature(text, envelope, device)
     raw = envelope.to_bytes()
     digest = env.envelope_digest(raw)
     existing = batch.lookup(header.submission_id)
@@ -238,6 +294,14 @@ def _receive(device: Device, text: Any, batch: ReceiveBatch) -> Result | str:
     batch.add(StoredEnvelope(submission_id=header.submission_id, device_id=device.id,
                              digest=digest, raw=raw, state="received"))
     return header.submission_id
+
+
+def signature_problem(envelope: env.Envelope, public_key: str) -> Rejected | None:
+    try:
+        env.verify_signature(envelope, public_key)
+    except env.BadSignature as exc:
+        return Rejected(exc.code, exc.detail)
+    return None
 
 
 def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, digest: str,
@@ -272,16 +336,16 @@ def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, dig
 
 
 def process_submissions(submission_ids: list[str],
-                        parsed: dict[str, env.Envelope] | None = None) -> dict[str, Result]:
+                        prepared: dict[str, Prepared] | None = None) -> dict[str, Result]:
     """Open and apply stored envelopes in one transaction, retrying on lock conflicts.
 
-    ``parsed`` may give envelopes the caller has already parsed, by submission id; one is used
-    only if its bytes are exactly the stored ones."""
+    ``prepared`` may give envelopes the caller has already opened and validated, by submission
+    id; one is used only if its bytes are exactly the stored ones."""
     if not submission_ids:
         return {}
     for attempt in range(1, PROCESS_ATTEMPTS + 1):
         try:
-            results = _process_once(submission_ids, parsed or {})
+            results = _process_once(submission_ids, prepared or {})
             db.session.commit()
             return results
         except (IntegrityError, DBAPIError) as exc:
@@ -301,7 +365,7 @@ def retryable(exc: DBAPIError) -> bool:
 
 
 def _process_once(submission_ids: list[str],
-                  parsed: dict[str, env.Envelope]) -> dict[str, Result]:
+                  prepared: dict[str, Prepared]) -> dict[str, Result]:
     # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
     # the same envelope waits here, then sees it accepted and answers ``duplicate``.
     rows = list(db.session.scalars(
@@ -309,6 +373,7 @@ def _process_once(submission_ids: list[str],
         .where(StoredEnvelope.submission_id.in_(submission_ids))
         .order_by(StoredEnvelope.submission_id)
         .with_for_update()
+        .execution_options(populate_existing=True)  # as locked, not as received
     ))
     results: dict[str, Result] = {}
     ready: list[tuple[StoredEnvelope, Incoming]] = []
@@ -318,11 +383,14 @@ def _process_once(submission_ids: list[str],
             results[row.submission_id] = Result(0, "duplicate", row.submission_id,
                                                 receipt=row.receipt)
             continue
-        envelope = parsed.get(row.submission_id)
-        if envelope is not None and envelope.to_bytes() != row.raw:
-            envelope = None
+        done = prepared.get(row.submission_id)
         try:
-            ready.append((row, open_and_validate(row, lookups, envelope)))
+            if done is None or done.raw != row.raw:
+                ready.append((row, open_and_validate(row, lookups)))
+            elif isinstance(done.outcome, Rejected):
+                raise done.outcome
+            else:
+                ready.append((row, done.outcome))
         except Rejected as exc:
             results[row.submission_id] = reject(row, exc)
     # Lock cases in a fixed order so that concurrent workers cannot deadlock.
@@ -395,17 +463,19 @@ class BatchLookups:
         return self.devices[device_id]
 
 
-def open_and_validate(row: StoredEnvelope, lookups: BatchLookups | None = None,
-                      envelope: env.Envelope | None = None) -> Incoming:
-    """Decrypt the stored envelope and turn it into a validated event (or raise Rejected).
-
-    ``envelope`` is ``row.raw`` already parsed, if the caller has it. An intake gets its owner
-    operations here and its case number from :func:`number_intakes`."""
+def open_and_validate(row: StoredEnvelope, lookups: BatchLookups | None = None) -> Incoming:
+    """Decrypt the stored envelope and turn it into a validated event (or raise Rejected)."""
     lookups = lookups or BatchLookups()
-    if envelope is None:
-        envelope = env.Envelope.from_bytes(row.raw)
+    return validate_envelope(env.Envelope.from_bytes(row.raw), lookups.device(row.device_id),
+                             lookups)
+
+
+def validate_envelope(envelope: env.Envelope, device: Device,
+                      lookups: BatchLookups) -> Incoming:
+    """Decrypt an envelope whose signature was checked and turn it into a validated event (or
+    raise Rejected). An intake gets its owner operations here and its case number from
+    :func:`number_intakes`. Reads the database only for a form version not yet cached."""
     header = envelope.header
-    device = lookups.device(row.device_id)
     ring = keyring.get()
     try:
         payload = env.open_envelope(envelope, ring.private_key)
