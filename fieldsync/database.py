@@ -5,7 +5,13 @@ There is no ``create_all`` outside tests: :func:`upgrade` is the only way the sc
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,7 +20,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from fieldsync.errors import DatabaseUnavailable
 from fieldsync.extensions import db
@@ -43,10 +49,106 @@ def configure_engine(app: Flask) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
+    lock = WriteLock(sqlite_path(engine), busy_ms / 1000)
+
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
         # Take the write lock at BEGIN so that read-then-write transactions cannot deadlock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            lock.acquire(connection.connection.dbapi_connection)
+        except sqlite3.OperationalError as exc:  # as SQLite's own timeout would be reported
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            lock.release(connection.connection.dbapi_connection)
+            raise
+
+    @event.listens_for(engine, "commit")
+    def _sqlite_commit(connection) -> None:  # type: ignore[no-untyped-def]
+        # The event comes before SQLAlchemy's own commit call; committing here lets the next
+        # writer in at once (the later call finds no transaction open and does nothing).
+        dbapi_connection = connection.connection.dbapi_connection
+        try:
+            if dbapi_connection.in_transaction:
+                dbapi_connection.execute("COMMIT")
+        finally:
+            lock.release(dbapi_connection)
+
+    @event.listens_for(engine, "rollback")
+    def _sqlite_rollback(connection) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection = connection.connection.dbapi_connection
+        try:
+            if dbapi_connection.in_transaction:
+                dbapi_connection.execute("ROLLBACK")
+        finally:
+            lock.release(dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _sqlite_checkin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        lock.release(dbapi_connection)  # never leave the lock with a pooled connection
+
+    @event.listens_for(engine, "close")
+    def _sqlite_close(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        lock.release(dbapi_connection)
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+class WriteLock:
+    """Hands SQLite's write lock from one transaction to the next without delay.
+
+    Every transaction takes SQLite's write lock (``BEGIN IMMEDIATE``). Waiters in SQLite's own
+    busy handler sleep in steps of up to 100 ms, so the lock sat idle after each commit while
+    8 server threads slept. Here the threads of a process queue on a mutex, and the server
+    processes on an ``flock`` of ``<database>-writelock`` (polled every millisecond), so the
+    next writer starts when the previous one commits. Waiting longer than the busy timeout
+    raises ``database is locked``, as SQLite would. A process that dies loses its ``flock``.
+    """
+
+    def __init__(self, database: Path | None, timeout: float) -> None:
+        self.mutex = threading.Lock()
+        self.timeout = timeout
+        self.path = None if database is None else database.with_name(database.name + "-writelock")
+        self.holder: Any = None
+        self.fd: int | None = None
+
+    def acquire(self, dbapi_connection: Any) -> None:
+        deadline = time.monotonic() + self.timeout
+        if not self.mutex.acquire(timeout=self.timeout):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            if self.path is not None:
+                self._lock_file(deadline)
+        except BaseException:
+            self.mutex.release()
+            raise
+        self.holder = dbapi_connection
+
+    def _lock_file(self, deadline: float) -> None:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # type: ignore[arg-type]
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError("database is locked") from None
+                time.sleep(0.001)
+
+    def release(self, dbapi_connection: Any) -> None:
+        if self.holder is not dbapi_connection or dbapi_connection is None:
+            return
+        self.holder = None
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.mutex.release()
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -215,3 +217,76 @@ def test_init_refuses_form_settings_of_the_wrong_type(cli_env, monkeypatch) -> N
     assert result.output.strip() == (
         "Error: FORM_SETTINGS does not fit form case_intake v1: setting 'hours_per_day' of "
         "form 'case_intake' v1 expects an integer, got 'eight'")
+
+
+def sqlite_app(tmp_path: Path, **extra: Any):  # type: ignore[no-untyped-def]
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+                      "DATA_DIR": str(tmp_path), **extra})
+    with app.app_context():
+        database.upgrade(db.engine)
+    return app
+
+
+def test_sqlite_writers_take_turns_and_the_next_starts_when_the_first_commits(tmp_path) -> None:
+    app = sqlite_app(tmp_path)
+    events: list[str] = []
+    first_has_lock = threading.Event()
+
+    def first() -> None:
+        with app.app_context():
+            db.session.execute(text("INSERT INTO counters (name, value) VALUES ('a', 1)"))
+            events.append("first began")
+            first_has_lock.set()
+            time.sleep(0.3)
+            events.append("first commits")
+            db.session.commit()
+            db.session.remove()
+
+    def second() -> None:
+        first_has_lock.wait(5)
+        with app.app_context():
+            db.session.execute(text("INSERT INTO counters (name, value) VALUES ('b', 2)"))
+            events.append("second began")
+            db.session.commit()
+            db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    with app.app_context():
+        try:
+            names = set(db.session.scalars(text("SELECT name FROM counters")))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    assert events == ["first began", "first commits", "second began"]
+    assert {"a", "b"} <= names
+
+
+def test_sqlite_writer_held_by_another_process_times_out_as_locked_and_recovers(tmp_path) -> None:
+    import fcntl
+
+    app = sqlite_app(tmp_path, SQLITE_BUSY_TIMEOUT=0.3)
+    lock_file = tmp_path / "w.db-writelock"
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another server process is writing
+    try:
+        with app.app_context(), pytest.raises(Exception, match="database is locked"):
+            db.session.execute(text("SELECT 1"))
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    with app.app_context():
+        try:
+            db.session.execute(text("INSERT INTO counters (name, value) VALUES ('c', 3)"))
+            db.session.commit()
+            # A failed transaction gives the lock back: the next one goes ahead.
+            with pytest.raises(Exception, match="UNIQUE"):
+                db.session.execute(text("INSERT INTO counters (name, value) VALUES ('c', 4)"))
+            db.session.rollback()
+            assert db.session.scalar(text("SELECT value FROM counters WHERE name = 'c'")) == 3
+        finally:
+            db.session.remove()
+            db.engine.dispose()
