@@ -73,7 +73,7 @@ def run(report: Report, backend: str, args: argparse.Namespace) -> None:
             profile.disable()
             elapsed = time.perf_counter() - started
             text = io.StringIO()
-            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(150)
             out.write_text(text.getvalue())
         n = len(prepared.plan.submissions)
         report.add(f"{prefix}.inprocess_submissions_per_s", accepted / elapsed, "sub/s",

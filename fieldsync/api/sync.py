@@ -93,10 +93,13 @@ class PushSchema(Schema):
     envelopes = fields.List(fields.Raw(), required=True)
 
 
+PUSH_SCHEMA = PushSchema()  # built once: the sync endpoints are the hot path
+
+
 @blueprint.post("/sync/push")
 @device_required(allow_revoked=True)
 def push() -> ResponseReturnValue:
-    body = load_json(PushSchema())
+    body = load_json(PUSH_SCHEMA)
     items = body["envelopes"]
     limit = int(current_app.config["PUSH_BATCH_LIMIT"])
     if len(items) > limit:
@@ -113,9 +116,12 @@ class PullSchema(Schema):
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=1000))
 
 
+PULL_SCHEMA = PullSchema()
+
+
 @blueprint.get("/sync/pull")
 @device_required
 def pull() -> ResponseReturnValue:
-    args = PullSchema().load(request.args.to_dict())
+    args = PULL_SCHEMA.load(request.args.to_dict())
     limit = args["limit"] or int(current_app.config["PULL_PAGE_SIZE"])
     return jsonify(caseload.pull(g.user, args["cursor"], limit))

@@ -11,6 +11,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from fieldsync.errors import AuthenticationRequired, DeviceRevoked, Forbidden
 from fieldsync.extensions import db
@@ -66,7 +67,9 @@ def staff_for_token(token: str, roles: tuple[str, ...] = STAFF_ROLES) -> User:
 def device_for_token(token: str, *, allow_revoked: bool = False) -> Device:
     """The device a token belongs to. ``allow_revoked`` is for push only: a revoked device's
     envelopes are quarantined there, never applied."""
-    device = db.session.scalar(select(Device).where(Device.token_hash == token_hash(token)))
+    device = db.session.scalar(select(Device).where(Device.token_hash == token_hash(token))
+                               .options(joinedload(Device.user).joinedload(User.service),
+                                        joinedload(Device.user).joinedload(User.site)))
     if device is None:
         raise AuthenticationRequired("unknown device token; enrol the device again",
                                      reason="unknown_device")
