@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
 from fieldsync.errors import FieldsyncError
@@ -64,7 +65,6 @@ class Incoming:
 class Staged:
     incoming: Incoming
     state: CaseState
-    previous: dict[str, Any] | None
     seq: int = 0
     state_dict: dict[str, Any] | None = None  # ``state.to_dict()``, computed once
 
@@ -76,7 +76,7 @@ class CaseWriter:
     staged: list[Staged] = field(default_factory=list)
     _events: dict[str, list[Event]] = field(default_factory=dict)
     _rows: dict[str, Case | None] = field(default_factory=dict)
-    _latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # columns once staged
 
     def events_of(self, case_id: str) -> list[Event]:
         if case_id not in self._events:
@@ -94,7 +94,8 @@ class CaseWriter:
         for start in range(0, len(wanted), PRELOAD_CHUNK):
             chunk = wanted[start:start + PRELOAD_CHUNK]
             rows = {row.id: row for row in db.session.scalars(
-                select(Case).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update())}
+                select(Case).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update()
+                .options(defer(Case.state)))}  # the merge recomputes it from the events
             events: dict[str, list[Event]] = {case_id: [] for case_id in chunk}
             for event in db.session.scalars(
                     select(CaseEvent).where(CaseEvent.case_id.in_(chunk))):
@@ -119,8 +120,7 @@ class CaseWriter:
             raise CaseRejection("unknown_base", f"base heads {', '.join(unknown)} are not "
                                 f"events of case {incoming.case_id}")
         if incoming.actor == "device" and not incoming.creates:
-            previous = self.previous_state(incoming.case_id)
-            check_may_write(incoming, previous)
+            check_may_write(incoming, self.current_columns(incoming.case_id))
         new = Event(
             id=incoming.id, case_id=incoming.case_id, parents=frozenset(incoming.parents),
             hlc=incoming.hlc, device_id=incoming.device_id, user_id=incoming.user.username,
@@ -130,18 +130,19 @@ class CaseWriter:
             state = merge([*events, new], case_id=incoming.case_id)
         except HistoryError as exc:
             raise CaseRejection("invalid_history", exc.detail) from exc
-        staged = Staged(incoming, state, self.previous_state(incoming.case_id),
-                        state_dict=state.to_dict())
+        staged = Staged(incoming, state, state_dict=state.to_dict())
         events.append(new)
         self.staged.append(staged)
-        self._latest[incoming.case_id] = staged.state_dict  # type: ignore[assignment]
+        self._latest[incoming.case_id] = columns_of(staged.state_dict)  # type: ignore[arg-type]
         return staged
 
-    def previous_state(self, case_id: str) -> dict[str, Any] | None:
+    def current_columns(self, case_id: str) -> dict[str, Any] | None:
+        """The case's indexed columns (owner, site, status, ...) as they stand in this writer:
+        they are derived from the state, so the state itself need not be read."""
         if case_id in self._latest:
             return self._latest[case_id]
         row = self._rows.get(case_id)
-        return row.state if row is not None else None
+        return stored_columns(row) if row is not None else None
 
     def flush(self) -> None:
         """Assign sequence numbers and write everything staged. The caller commits."""
@@ -169,7 +170,8 @@ def load_conflicts(case_ids: list[str]) -> dict[str, dict[str, Conflict]]:
 
 
 def lock_case(case_id: str) -> Case | None:
-    return db.session.scalar(select(Case).where(Case.id == case_id).with_for_update())
+    return db.session.scalar(select(Case).where(Case.id == case_id).with_for_update()
+                             .options(defer(Case.state)))
 
 
 def load_events(case_id: str) -> list[Event]:
@@ -192,13 +194,15 @@ def property_value(state: dict[str, Any] | None, name: str) -> Any:
     return prop["value"] if prop else None
 
 
-def check_may_write(incoming: Incoming, state: dict[str, Any] | None) -> None:
-    """A device may write to a case in its user's scope, or one it demonstrably had."""
+def check_may_write(incoming: Incoming, columns: dict[str, Any] | None) -> None:
+    """A device may write to a case in its user's scope, or one it demonstrably had.
+    ``columns`` are the case's current indexed columns (:func:`columns_of`)."""
     user = incoming.user
-    if user.role == "officer" and property_value(state, "owner_officer") == user.username:
+    columns = columns or {}
+    if user.role == "officer" and columns.get("owner_officer") == user.username:
         return
     if (user.role == "supervisor" and user.site is not None
-            and property_value(state, "site") == user.site.code):
+            and columns.get("site") == user.site.code):
         return
     if incoming.parents:
         # The device pulled the case while it was in scope (it knows the case's heads), and
@@ -234,6 +238,15 @@ def columns_of(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def stored_columns(row: Case) -> dict[str, Any]:
+    """The indexed columns of a stored case row (what :func:`columns_of` gave when written)."""
+    return {key: getattr(row, key) for key in COLUMNS}
+
+
+COLUMNS = ("status", "owner_service", "owner_officer", "site", "case_number", "display_name",
+           "revision", "open_conflicts")
+
+
 def scopes_of(columns: dict[str, Any]) -> set[str]:
     """The device scopes a case belongs to: its officer's caseload and its site."""
     if columns["status"] == "closed":
@@ -259,7 +272,7 @@ def write_case(staged: Staged, rows: dict[str, Case | None],
         rows[case_id] = row
         before: set[str] = set()
     else:
-        before = scopes_of(columns_of(row.state))
+        before = scopes_of(stored_columns(row))
         for key, value in columns.items():
             setattr(row, key, value)
         row.state = state
