@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import defer
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
@@ -154,8 +154,9 @@ class CaseWriter:
         first = sequence.next_value("sync", len(self.staged))
         for offset, staged in enumerate(self.staged):
             staged.seq = first + offset
-            write_event(staged)
             write_case(staged, self._rows, conflicts)
+        # One multi-row INSERT (the log is append-only: no ORM objects to track).
+        db.session.execute(insert(CaseEvent), [event_row(staged) for staged in self.staged])
         self.staged = []
 
 
@@ -212,14 +213,12 @@ def check_may_write(incoming: Incoming, columns: dict[str, Any] | None) -> None:
                         f"of {user.username}")
 
 
-def write_event(staged: Staged) -> None:
+def event_row(staged: Staged) -> dict[str, Any]:
     i = staged.incoming
-    db.session.add(CaseEvent(
-        id=i.id, case_id=i.case_id, seq=staged.seq, parents=sorted(i.parents),
-        base_revision=i.base_revision, hlc=i.hlc, device_id=i.device_id,
-        user_id=i.user.username, actor=i.actor, form_id=i.form_id,
-        form_version=i.form_version, ops=i.ops,
-    ))
+    return {"id": i.id, "case_id": i.case_id, "seq": staged.seq, "parents": sorted(i.parents),
+            "base_revision": i.base_revision, "hlc": i.hlc, "device_id": i.device_id,
+            "user_id": i.user.username, "actor": i.actor, "form_id": i.form_id,
+            "form_version": i.form_version, "ops": i.ops, "recorded_at": utcnow()}
 
 
 def columns_of(state: dict[str, Any]) -> dict[str, Any]:

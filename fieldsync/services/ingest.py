@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
@@ -410,6 +410,7 @@ def _process_once(submission_ids: list[str],
     writer.flush()
     ring = keyring.get()
     now = utcnow()
+    accepted: list[dict[str, Any]] = []
     for (row, incoming), stage in zip(staged, stages, strict=True):
         receipt = sign_receipt({
             "submission_id": row.submission_id,
@@ -420,13 +421,14 @@ def _process_once(submission_ids: list[str],
             "case_id": incoming.case_id,
             "revision": stage.state.revision,
         }, ring.receipt_signing_key)
-        row.state = "accepted"
-        row.seq = stage.seq
-        row.case_id = incoming.case_id
-        row.receipt = receipt
-        row.reject_code = row.reject_detail = None
-        row.processed_at = now
+        accepted.append({"submission_id": row.submission_id, "state": "accepted",
+                         "seq": stage.seq, "case_id": incoming.case_id, "receipt": receipt,
+                         "reject_code": None, "reject_detail": None, "processed_at": now})
         results[row.submission_id] = Result(0, "accepted", row.submission_id, receipt=receipt)
+    if accepted:
+        # One executemany by primary key. The loaded rows are not updated in memory; the
+        # commit that follows expires them.
+        db.session.execute(update(StoredEnvelope), accepted)
     return results
 
 
