@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -74,15 +74,6 @@ class Rejected(Exception):
         self.code = code
         self.detail = detail
         self.errors = errors
-
-
-@dataclass
-class _Pending:
-    index: int
-    stored: StoredEnvelope
-    envelope: env.Envelope
-    incoming: Incoming | None = None
-    results: list[Result] = field(default_factory=list)
 
 
 def push(device: Device, items: list[str]) -> list[Result]:
@@ -167,8 +158,8 @@ class ReceiveBatch:
 
     ``parsed`` holds each envelope text parsed once; ``signatures`` the outcome of checking
     its signature (``None``: good) for those sealed by the pushing device; ``stored`` the
-    already stored envelopes
-    of the batch by submission id (``None``: not stored), so that a lookup needs no query;
+    already stored envelopes of the batch by submission id (``None``: not stored), so that a
+    lookup needs no query;
     ``new`` the rows to store, which get consecutive ``received`` sequence numbers in batch
     order in :meth:`store_new` -- the numbers one ``next_value`` per envelope would give.
     """
@@ -389,8 +380,8 @@ def _process_once(submission_ids: list[str],
                 ready.append((row, open_and_validate(row, lookups)))
             elif isinstance(done.outcome, Rejected):
                 raise done.outcome
-            else:
-                ready.append((row, done.outcome))
+            else:  # a copy: this attempt adds to its operations, a retry starts afresh
+                ready.append((row, replace(done.outcome, ops=list(done.outcome.ops))))
         except Rejected as exc:
             results[row.submission_id] = reject(row, exc)
     # Lock cases in a fixed order so that concurrent workers cannot deadlock.

@@ -247,3 +247,28 @@ def test_case_numbers_are_unique_and_sequential(world) -> None:
     assert [r["status"] for r in ion.push(*texts)] == ["accepted"] * 3
     numbers = sorted(db.session.get(Case, case_id).case_number for case_id in ids)
     assert numbers == ["BV-000001", "BV-000002", "BV-000003"]
+
+
+def test_a_retried_batch_applies_each_intake_once_with_one_case_number(world, monkeypatch):
+    """A lock conflict makes the process step retry the whole batch: the retry must not carry
+    anything over from the failed attempt (e.g. a second case number on the same intake)."""
+    from sqlalchemy.exc import IntegrityError
+
+    ion = enrol(world, "ion")
+    case_id = str(uuid.uuid4())
+    real_flush = casestore.CaseWriter.flush
+    calls = []
+
+    def flush_failing_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT", {}, Exception("simulated conflicting writer"))
+        return real_flush(self)
+
+    monkeypatch.setattr(casestore.CaseWriter, "flush", flush_failing_once)
+    [result] = ion.push(ion.seal(INTAKE, {"full_name": "Retry"}, case_id=case_id))
+    assert result["status"] == "accepted"
+    assert len(calls) == 2
+    [event] = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))
+    numbers = [op["value"] for op in event.ops if op.get("property") == "case_number"]
+    assert numbers == [db.session.get(Case, case_id).case_number]
