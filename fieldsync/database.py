@@ -109,16 +109,25 @@ class WriteLock:
     processes on an ``flock`` of ``<database>-writelock`` (polled every millisecond), so the
     next writer starts when the previous one commits. Waiting longer than the busy timeout
     raises ``database is locked``, as SQLite would. A process that dies loses its ``flock``.
+    This only decides who waits how: SQLite's own lock still guards every write.
     """
 
     def __init__(self, database: Path | None, timeout: float) -> None:
-        self.mutex = threading.Lock()
         self.timeout = timeout
         self.path = None if database is None else database.with_name(database.name + "-writelock")
+        self._reset()
+
+    def _reset(self) -> None:
+        # Per process: a forked worker (gunicorn --preload) must not share the parent's mutex
+        # or its open lock file (an flock is per open file, so the two would not exclude).
+        self.pid = os.getpid()
+        self.mutex = threading.Lock()
         self.holder: Any = None
         self.fd: int | None = None
 
     def acquire(self, dbapi_connection: Any) -> None:
+        if self.pid != os.getpid():
+            self._reset()
         deadline = time.monotonic() + self.timeout
         if not self.mutex.acquire(timeout=self.timeout):
             raise sqlite3.OperationalError("database is locked")
