@@ -64,33 +64,24 @@ def configure_engine(app: Flask) -> None:
             lock.release(connection.connection.dbapi_connection)
             raise
 
-    @event.listens_for(engine, "commit")
-    def _sqlite_commit(connection) -> None:  # type: ignore[no-untyped-def]
-        # The event comes before SQLAlchemy's own commit call; committing here lets the next
-        # writer in at once (the later call finds no transaction open and does nothing).
+    def finish(connection, statement: str) -> None:  # type: ignore[no-untyped-def]
+        # The commit/rollback events come before SQLAlchemy's own call; finishing the
+        # transaction here lets the next writer in at once (the later call finds no transaction
+        # open and does nothing).
         dbapi_connection = connection.connection.dbapi_connection
         try:
             if dbapi_connection.in_transaction:
-                dbapi_connection.execute("COMMIT")
+                dbapi_connection.execute(statement)
         finally:
             lock.release(dbapi_connection)
 
-    @event.listens_for(engine, "rollback")
-    def _sqlite_rollback(connection) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection = connection.connection.dbapi_connection
-        try:
-            if dbapi_connection.in_transaction:
-                dbapi_connection.execute("ROLLBACK")
-        finally:
-            lock.release(dbapi_connection)
+    def returned(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        lock.release(dbapi_connection)  # never leave the lock with a pooled or closed connection
 
-    @event.listens_for(engine, "checkin")
-    def _sqlite_checkin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        lock.release(dbapi_connection)  # never leave the lock with a pooled connection
-
-    @event.listens_for(engine, "close")
-    def _sqlite_close(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        lock.release(dbapi_connection)
+    event.listen(engine, "commit", lambda connection: finish(connection, "COMMIT"))
+    event.listen(engine, "rollback", lambda connection: finish(connection, "ROLLBACK"))
+    event.listen(engine, "checkin", returned)
+    event.listen(engine, "close", returned)
 
 
 def sqlite_path(engine: Engine) -> Path | None:
