@@ -17,7 +17,8 @@ FULL = {"n": 50_000, "devices": 500, "cases": 20_000, "pull_sizes": [10_000, 100
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", choices=["ingest", "pull", "rebuild", "peer", "profile", "all"])
+    parser.add_argument("scenario", choices=["ingest", "pull", "rebuild", "peer", "profile",
+                                             "memory", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--n", type=int, help="submissions to ingest (default 50000)")
     parser.add_argument("--devices", type=int, help="simulated devices (default 500)")
@@ -85,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench import peer
 
             peer.run(report, args)
+        if scenario == "memory":
+            from bench import memory
+
+            for backend in backends(args.db):
+                memory.run(report, backend, args)
         if scenario == "profile":
             from bench import profile
 

@@ -38,8 +38,12 @@ def test_quick_scenarios_print_their_figures() -> None:
     for name, unit in [("submissions_per_s", "sub/s"), ("batch_p50", "ms"), ("batch_p99", "ms"),
                        ("server_peak_rss", "MiB"), ("plain_insert_per_s", "rows/s"),
                        ("crypto_floor_per_s", "env/s"), ("ratio_to_plain_insert", "x"),
-                       ("share_of_lower_floor", "%")]:
+                       ("share_of_lower_floor", "%"), ("server_cpu_per_submission", "ms"),
+                       ("machine_busy", "%")]:
         assert ingest[f"ingest.sqlite.{name}"][1] == unit
+    memory = run_bench("memory")
+    rounds = sorted(name for name in memory if name.endswith(".objects"))
+    assert len(rounds) >= 2 and all(memory[name][1] == "objects" for name in rounds)
     pull = run_bench("pull", "--pull-sizes", "600,1200", "--repeat", "5")
     for size in ("600", "1200"):
         for name in ("incremental_p50", "incremental_p99", "incremental_bytes", "full_p50"):
