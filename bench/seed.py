@@ -92,6 +92,7 @@ def seed_cases(store: Store, seeded: Seeded, count: int, *, focus: str, focus_co
     from fieldsync.extensions import db
     from fieldsync.models import User, utcnow
     from fieldsync.services import sequence
+    from fieldsync.services.caseload import officer_view
     from fieldsync.services.casestore import columns_of
     from fieldsync.services.ingest import owner_operations
 
@@ -122,8 +123,11 @@ def seed_cases(store: Store, seeded: Seeded, count: int, *, focus: str, focus_co
                 id=event_id, case_id=case_id, seq=seq, parents=[], base_revision=0, hlc=hlc,
                 device_id=SEED_DEVICE, user_id=officer, actor="device", form_id="case_intake",
                 form_version=1, ops=ops, recorded_at=now))
+            columns = columns_of(state)
+            view, view_hlc = officer_view(case_id, columns, state, seq)
             case_rows.append(dict(id=case_id, state=state, change_seq=seq, created_at=now,
-                                  updated_at=now, **columns_of(state)))
+                                  updated_at=now, officer_view=view, officer_view_hlc=view_hlc,
+                                  **columns))
             seeded.owner[case_id] = officer
             (seeded.focus_cases if officer == focus else seeded.other_cases).append(case_id)
             if len(case_rows) >= CHUNK:

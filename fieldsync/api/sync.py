@@ -124,4 +124,5 @@ PULL_SCHEMA = PullSchema()
 def pull() -> ResponseReturnValue:
     args = PULL_SCHEMA.load(request.args.to_dict())
     limit = args["limit"] or int(current_app.config["PULL_PAGE_SIZE"])
-    return jsonify(caseload.pull(g.user, args["cursor"], limit))
+    return current_app.response_class(caseload.pull(g.user, args["cursor"], limit),
+                                      mimetype="application/json")

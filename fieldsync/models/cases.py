@@ -54,6 +54,10 @@ class Case(Base):
     change_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The case as an officer's tablet receives it (JSON text), written with the state so that
+    #: a pull sends stored text; NULL for rows written before it existed (pulls then derive it).
+    officer_view: Mapped[str | None] = mapped_column(Text)
+    officer_view_hlc: Mapped[str | None] = mapped_column(String(64))
 
 
 class Conflict(Base):

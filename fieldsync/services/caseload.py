@@ -9,6 +9,8 @@ Properties are projected by role: supervisors receive only ``public`` ones.
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -70,13 +72,37 @@ def project(case: Any, role: str) -> dict[str, Any]:
     return body
 
 
-def pull(user: User, cursor: int, limit: int) -> dict[str, Any]:
+def officer_view(case_id: str, columns: dict[str, Any], state: dict[str, Any],
+                 seq: int) -> tuple[str, str | None]:
+    """What the case store writes beside a case: its officer projection as JSON text and the
+    newest property timestamp in it (for ``server_hlc``)."""
+    body = project(SimpleNamespace(id=case_id, case_number=columns["case_number"],
+                                   status=columns["status"], revision=columns["revision"],
+                                   state=state, change_seq=seq), "officer")
+    return view_text(body), newest_hlc(body)
+
+
+def view_text(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def newest_hlc(body: dict[str, Any]) -> str | None:
+    return max((p["hlc"] for p in body["properties"].values()), default=None)
+
+
+def pull(user: User, cursor: int, limit: int) -> str:
+    """The answer to a device's pull, as JSON text: an officer's cases are sent as the views
+    stored with them (rows older than the view are projected here); a supervisor's cases are
+    projected from their states."""
     if cursor < 0:
         raise InvalidInput("cursor must be a non-negative integer")
     column_name, value, scope = scope_of(user)
     column = getattr(Case, column_name)
+    officer = user.role == "officer"
+    wanted = ((Case.id, Case.change_seq, Case.officer_view, Case.officer_view_hlc) if officer
+              else PULLED)
     cases = list(db.session.execute(
-        select(*PULLED)
+        select(*wanted)
         .where(column == value, Case.status != "closed", Case.change_seq > cursor)
         .order_by(Case.change_seq)
         .limit(limit + 1)
@@ -98,24 +124,31 @@ def pull(user: User, cursor: int, limit: int) -> dict[str, Any]:
         # Never split one sequence number across pages: the cursor would skip the rest.
         page = [item for item in page if item[0] < page[-1][0]] or items[: limit + 1]
     next_cursor = page[-1][0] if page else cursor
-    body_cases, body_tombstones = [], []
-    for _, kind, item in page:
-        if kind == "case":
-            body_cases.append(project(item, user.role))
+    page_cases = [item for _, kind, item in page if kind == "case"]
+    unviewed = {row.id for row in page_cases if not officer or row.officer_view is None}
+    full = {row.id: row for row in db.session.execute(
+        select(*PULLED).where(Case.id.in_(sorted(unviewed))))} if officer and unviewed else {}
+    texts, stamps = [], []
+    for row in page_cases:
+        if row.id in unviewed:
+            body = project(full.get(row.id, row), user.role)
+            texts.append(view_text(body))
+            stamps.append(newest_hlc(body))
         else:
-            body_tombstones.append({"case_id": item.case_id, "seq": item.seq,
-                                    "reason": item.reason})
-    return {
-        "cases": body_cases,
-        "tombstones": body_tombstones,
+            texts.append(row.officer_view)
+            stamps.append(row.officer_view_hlc)
+    rest = {
+        "tombstones": [{"case_id": t.case_id, "seq": t.seq, "reason": t.reason}
+                       for _, kind, t in page if kind == "tombstone"],
         "cursor": next_cursor,
         "more": more,
-        "server_hlc": server_hlc(body_cases),
+        "server_hlc": server_hlc(stamps),
         "forms_manifest_hash": forms_service.manifest()["hash"],
     }
+    return '{"cases":[' + ",".join(texts) + "]," + view_text(rest)[1:]
 
 
-def server_hlc(cases: list[dict[str, Any]]) -> str:
+def server_hlc(stamps: list[str | None]) -> str:
     """A timestamp at or after everything in this page and the server's wall clock."""
     now = format_timestamp(Timestamp(wall_clock_millis(), 0, "server"))
-    return max([now] + [p["hlc"] for c in cases for p in c["properties"].values()])
+    return max([now] + [s for s in stamps if s])

@@ -27,6 +27,7 @@ from fieldsync.errors import FieldsyncError
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
 from fieldsync.services import sequence
+from fieldsync.services.caseload import officer_view
 
 NAME_PROPERTIES = ("full_name", "name")
 PRELOAD_CHUNK = 500  # ids per IN (...) query
@@ -263,10 +264,12 @@ def write_case(staged: Staged, rows: dict[str, Case | None],
     case_id = staged.incoming.case_id
     state = staged.state_dict if staged.state_dict is not None else staged.state.to_dict()
     columns = columns_of(state)
+    view, view_hlc = officer_view(case_id, columns, state, staged.seq)
     row = rows.get(case_id)
     now = utcnow()
     if row is None:
-        row = Case(id=case_id, state=state, change_seq=staged.seq, created_at=now, **columns)
+        row = Case(id=case_id, state=state, change_seq=staged.seq, created_at=now,
+                   officer_view=view, officer_view_hlc=view_hlc, **columns)
         db.session.add(row)
         rows[case_id] = row
         before: set[str] = set()
@@ -277,6 +280,7 @@ def write_case(staged: Staged, rows: dict[str, Case | None],
         row.state = state
         row.change_seq = staged.seq
         row.updated_at = now
+        row.officer_view, row.officer_view_hlc = view, view_hlc
     for scope in sorted(before - scopes_of(columns)):
         reason = "closed" if columns["status"] == "closed" else "left_scope"
         db.session.add(ScopeTombstone(scope=scope, case_id=case_id, seq=staged.seq,
@@ -372,12 +376,17 @@ def rebuild(case_ids: list[str] | None = None, *, apply: bool = False,
             derived_columns = columns_of(derived)
             differences += [f"column {key}" for key, value in derived_columns.items()
                             if getattr(case, key) != value]
+            view = officer_view(case_id, derived_columns, derived, case.change_seq)
+            if case.officer_view is not None and (case.officer_view,
+                                                  case.officer_view_hlc) != view:
+                differences.append("officer_view")
             if differences:
                 report.differences[case_id] = differences[:10]
                 if apply:
                     case.state = derived
                     for key, value in derived_columns.items():
                         setattr(case, key, value)
+                    case.officer_view, case.officer_view_hlc = view
                     sync_conflicts(case_id, derived)
         if apply:
             db.session.commit()

@@ -42,3 +42,45 @@ def test_concurrent_manual_edits_open_a_conflict(world) -> None:
     case = ion.cases[case_id]
     assert case["properties"]["risk_level"]["conflict"] is True
     assert len(case["open_conflicts"]) == 1
+
+
+def test_pull_sends_the_stored_officer_view_and_projects_rows_without_one(world) -> None:
+    """The officer view written with each case is what the projection of its state gives; a
+    row written before views existed (NULL) is projected at pull time, with the same result;
+    ``rebuild`` finds a stored view that no longer matches the log and rewrites it."""
+    import json
+
+    from sqlalchemy import text
+
+    from fieldsync.extensions import db
+    from fieldsync.models import Case
+    from fieldsync.services import caseload, casestore
+
+    ion = enrol(world, "ion")
+    case_id = "0b5e8a43-7d1c-4f7e-9a55-3c2d1e0f9a11"
+    assert ion.push_one(ion.seal(INTAKE, {"full_name": "Ana Vlad", "address": "Str. Mare 2"},
+                                 case_id=case_id))["status"] == "accepted"
+    ion.pull()
+    assert ion.push_one(ion.seal(UPDATE, {"address": "Str. Mică 3", "hours": 2},
+                                 case_id=case_id))["status"] == "accepted"
+    stored = world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json
+    case = db.session.get(Case, case_id)
+    projected = caseload.project(case, "officer")
+    assert stored["cases"] == [projected]
+    assert json.loads(case.officer_view) == projected
+    assert stored["cases"][0]["properties"]["address"]["value"] == "Str. Mică 3"
+
+    db.session.execute(text("UPDATE cases SET officer_view = NULL, officer_view_hlc = NULL"))
+    db.session.commit()
+    legacy = world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json
+    assert legacy["cases"] == stored["cases"]
+    assert legacy["server_hlc"] >= stored["cases"][0]["properties"]["address"]["hlc"]
+
+    db.session.execute(text("UPDATE cases SET officer_view = '{\"case_id\": \"stale\"}'"))
+    db.session.commit()
+    assert casestore.rebuild().differences == {case_id: ["officer_view"]}
+    casestore.rebuild(apply=True)
+    db.session.expire_all()
+    assert casestore.rebuild().differences == {}
+    assert world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json["cases"] == \
+        stored["cases"]
