@@ -26,6 +26,7 @@ import os
 import pickle
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -346,11 +347,14 @@ def run(report: Report, args: argparse.Namespace) -> None:
     import tempfile
 
     workdir = Path(tempfile.mkdtemp(prefix="fieldsync-bench-kinto-"))
-    ensure_kinto()
-    rates = {}
-    for backend in [b.strip() for b in args.kinto_backends.split(",") if b.strip()]:
-        rates[backend] = ingest(report, backend, args, workdir)
-    since = pull(report, args, workdir) if "postgresql" in args.kinto_backends else {}
+    try:
+        ensure_kinto()
+        rates = {}
+        for backend in [b.strip() for b in args.kinto_backends.split(",") if b.strip()]:
+            rates[backend] = ingest(report, backend, args, workdir)
+        since = pull(report, args, workdir) if "postgresql" in args.kinto_backends else {}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # Kinto's configuration, logs and tasks
     pairs = [("sqlite", "memory"), ("postgresql", "postgresql")]
     for ours, theirs in pairs:
         mine = report.get(f"ingest.{ours}.submissions_per_s")
