@@ -38,7 +38,7 @@ import psycopg
 
 from bench.clients import ClientPool
 from bench.figures import Report, log, percentile
-from bench.server import free_port, wait_http
+from bench.server import free_port, stop_process, wait_http
 from bench.stores import pg_admin, pg_url
 from bench.workload import build_org, build_plan
 
@@ -141,12 +141,7 @@ class Kinto:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
             self.process = None
         if self.db_name:
             pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
