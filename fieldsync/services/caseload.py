@@ -76,9 +76,14 @@ def officer_view(case_id: str, columns: dict[str, Any], state: dict[str, Any],
                  seq: int) -> tuple[str, str | None]:
     """What the case store writes beside a case: its officer projection as JSON text and the
     newest property timestamp in it (for ``server_hlc``)."""
-    body = project(SimpleNamespace(id=case_id, case_number=columns["case_number"],
+    return view_of(SimpleNamespace(id=case_id, case_number=columns["case_number"],
                                    status=columns["status"], revision=columns["revision"],
                                    state=state, change_seq=seq), "officer")
+
+
+def view_of(case: Any, role: str) -> tuple[str, str | None]:
+    """The projection as JSON text, and the newest property timestamp in it."""
+    body = project(case, role)
     return view_text(body), newest_hlc(body)
 
 
@@ -130,13 +135,10 @@ def pull(user: User, cursor: int, limit: int) -> str:
         select(*PULLED).where(Case.id.in_(sorted(unviewed))))} if officer and unviewed else {}
     texts, stamps = [], []
     for row in page_cases:
-        if row.id in unviewed:
-            body = project(full.get(row.id, row), user.role)
-            texts.append(view_text(body))
-            stamps.append(newest_hlc(body))
-        else:
-            texts.append(row.officer_view)
-            stamps.append(row.officer_view_hlc)
+        text, stamp = (view_of(full.get(row.id, row), user.role) if row.id in unviewed
+                       else (row.officer_view, row.officer_view_hlc))
+        texts.append(text)
+        stamps.append(stamp)
     rest = {
         "tombstones": [{"case_id": t.case_id, "seq": t.seq, "reason": t.reason}
                        for _, kind, t in page if kind == "tombstone"],
