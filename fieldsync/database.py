@@ -10,6 +10,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,46 @@ from fieldsync.errors import DatabaseUnavailable
 from fieldsync.extensions import db
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_READ_ONLY: ContextVar[bool] = ContextVar("fieldsync_read_only", default=False)
+
+
+@contextmanager
+def read_only() -> Iterator[None]:
+    """Run the enclosed queries in a transaction that only reads, and end it on leaving.
+
+    On SQLite such a transaction starts with a plain ``BEGIN`` (a snapshot of the last commit:
+    WAL readers never wait for the writer) instead of taking the write lock, with ``PRAGMA
+    query_only`` on, so that a write attempted in it fails at once rather than racing with the
+    writer. Entered inside an open transaction, it simply reads in that one. Objects loaded in
+    it stay loaded (:func:`end_transaction`).
+    """
+    session = db.session()
+    if session.in_transaction():
+        yield
+        return
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    except BaseException:
+        _READ_ONLY.reset(token)
+        session.rollback()
+        raise
+    _READ_ONLY.reset(token)
+    end_transaction()
+
+
+def end_transaction() -> None:
+    """Commit, keeping loaded objects loaded: reading an expired attribute would open a new
+    transaction, and on SQLite take the write lock. Queries that lock rows to change them
+    re-read them (``populate_existing``)."""
+    session = db.session()
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = previous
 
 
 def configure_engine(app: Flask) -> None:
@@ -53,6 +96,11 @@ def configure_engine(app: Flask) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        if _READ_ONLY.get():  # see read_only()
+            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("PRAGMA query_only=ON")
+            connection.info["fieldsync_query_only"] = True
+            return
         # Take the write lock at BEGIN so that read-then-write transactions cannot deadlock.
         try:
             lock.acquire(connection.connection.dbapi_connection)
@@ -73,9 +121,19 @@ def configure_engine(app: Flask) -> None:
             if dbapi_connection.in_transaction:
                 dbapi_connection.execute(statement)
         finally:
-            lock.release(dbapi_connection)
+            try:
+                if connection.info.pop("fieldsync_query_only", False):
+                    dbapi_connection.execute("PRAGMA query_only=OFF")
+            finally:
+                lock.release(dbapi_connection)
 
-    def returned(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def returned(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        if record is not None and record.info.pop("fieldsync_query_only", False) \
+                and dbapi_connection is not None:
+            try:  # a read-only transaction the pool rolled back: the next one may write
+                dbapi_connection.execute("PRAGMA query_only=OFF")
+            except sqlite3.Error:
+                record.invalidate()
         lock.release(dbapi_connection)  # never leave the lock with a pooled or closed connection
 
     event.listen(engine, "commit", lambda connection: finish(connection, "COMMIT"))

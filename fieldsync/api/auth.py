@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from fieldsync.api.bodies import load_json
+from fieldsync.database import read_only
 from fieldsync.errors import AuthenticationRequired
 from fieldsync.services import auth as auth_service
 
@@ -34,7 +35,8 @@ def staff_required(*roles: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.user = auth_service.staff_for_token(bearer_token(), allowed)
+            with read_only():  # ended before the view: it takes the write lock if it writes
+                g.user = auth_service.staff_for_token(bearer_token(), allowed)
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -50,7 +52,9 @@ def device_required(view: F | None = None, *, allow_revoked: bool = False) -> An
     def decorator(inner: F) -> F:
         @wraps(inner)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            g.device = auth_service.device_for_token(bearer_token(), allow_revoked=allow_revoked)
+            with read_only():  # ended before the view: it takes the write lock if it writes
+                g.device = auth_service.device_for_token(bearer_token(),
+                                                         allow_revoked=allow_revoked)
             g.user = g.device.user
             return inner(*args, **kwargs)
 

@@ -32,6 +32,7 @@ from fieldsync.core.forms.engine import validate
 from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
+from fieldsync.database import end_transaction
 from fieldsync.extensions import db
 from fieldsync.models import Device, StoredEnvelope, User, utcnow
 from fieldsync.services import forms as forms_service
@@ -84,8 +85,7 @@ def push(device: Device, items: list[str]) -> list[Result]:
     meanwhile: parsing and verifying before the receive transaction, opening and validating
     between the receive and the process transactions."""
     user = device.user
-    _ = user.service, user.site  # loaded now: used after the commit below
-    end_transaction()  # the authentication's read: nothing to write yet
+    _ = user.service, user.site  # loaded with the device: used after the commits below
     results: dict[int, Result] = {}
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, str]] = []
@@ -120,19 +120,6 @@ def push(device: Device, items: list[str]) -> list[Result]:
         results[index] = Result(index, status, submission_id, original.code, original.detail,
                                 original.errors, original.receipt)
     return [results[i] for i in range(len(items))]
-
-
-def end_transaction() -> None:
-    """Commit, keeping loaded objects loaded: reading an expired attribute would open a new
-    transaction, and on SQLite take the write lock. Queries that lock rows to change them
-    re-read them (``populate_existing``)."""
-    session = db.session()
-    previous = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = previous
 
 
 @dataclass

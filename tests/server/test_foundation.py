@@ -290,3 +290,34 @@ def test_sqlite_writer_held_by_another_process_times_out_as_locked_and_recovers(
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def test_sqlite_read_only_transactions_do_not_wait_for_the_writer_and_cannot_write(
+        tmp_path) -> None:
+    import fcntl
+
+    app = sqlite_app(tmp_path, SQLITE_BUSY_TIMEOUT=0.3)
+    fd = os.open(tmp_path / "w.db-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another server process is writing
+    try:
+        with app.app_context():
+            try:
+                with database.read_only():
+                    names = set(db.session.scalars(text("SELECT name FROM counters")))
+                assert {"sync", "received", "case_number"} <= names
+                with pytest.raises(Exception, match="readonly"), database.read_only():
+                    db.session.execute(text("INSERT INTO counters (name, value) VALUES ('r', 1)"))
+            finally:
+                db.session.remove()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    with app.app_context():
+        try:  # the connection is writable again once the read-only transaction ended
+            db.session.execute(text("INSERT INTO counters (name, value) VALUES ('w', 1)"))
+            db.session.commit()
+            assert db.session.scalar(text("SELECT value FROM counters WHERE name = 'w'")) == 1
+            assert db.session.scalar(text("SELECT count(*) FROM counters WHERE name = 'r'")) == 0
+        finally:
+            db.session.remove()
+            db.engine.dispose()

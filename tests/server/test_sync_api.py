@@ -84,3 +84,38 @@ def test_pull_sends_the_stored_officer_view_and_projects_rows_without_one(world)
     assert casestore.rebuild().differences == {}
     assert world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json["cases"] == \
         stored["cases"]
+
+
+def test_a_pull_is_answered_while_a_push_holds_the_write_locks(world) -> None:
+    """A pull reads a snapshot: it neither waits for a push's transaction nor is refused. On
+    SQLite another server process holds the database's write lock; on PostgreSQL a push holds
+    the case rows ``FOR UPDATE``."""
+    import fcntl
+    import os
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from fieldsync.extensions import db
+
+    ion = enrol(world, "ion")
+    assert ion.push_one(ion.seal(INTAKE, {"full_name": "Ana Lup"}))["status"] == "accepted"
+    db.session.remove()
+    if db.engine.dialect.name == "sqlite":
+        path = Path(db.engine.url.database).resolve()
+        fd = os.open(path.with_name(path.name + "-writelock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            ion.pull()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+    else:
+        with db.engine.connect() as other:
+            other.execute(text("SELECT id FROM cases FOR UPDATE"))
+            other.execute(text("SELECT value FROM counters FOR UPDATE"))
+            other.execute(text("SET statement_timeout = 0"))
+            ion.pull()
+            other.rollback()
+    [case] = ion.cases.values()
+    assert case["properties"]["name"]["value"] == "Ana Lup"
