@@ -12,6 +12,10 @@ Every change to a case goes through :class:`CaseWriter` inside one transaction:
 
 Because the case is recomputed from the full set of its events, the view cannot depend on the
 order in which submissions arrive, and ``rebuild`` can re-derive and compare it at any time.
+
+A push merges its batch before it takes the locks (:func:`rehearse`, no row locked); under the
+locks the writer reuses a rehearsed merge only where it is exactly the merge it would do (see
+:class:`Rehearsal`), so the locks are held for the checks and the writes, not for the merging.
 """
 
 from __future__ import annotations
@@ -71,13 +75,70 @@ class Staged:
 
 
 @dataclass
-class CaseWriter:
-    """Stages events for several cases in one transaction, then writes them in one go."""
+class Merged:
+    """One merge done by :meth:`CaseWriter.stage`: the event added, the ids of the events it
+    was merged with, and the result."""
 
+    new: Event
+    known: frozenset[str]
+    state: CaseState
+    state_dict: dict[str, Any]
+
+
+@dataclass
+class Rehearsal:
+    """Merges done ahead of the transaction that writes them (:func:`rehearse`).
+
+    ``change_seqs`` and ``events`` are the cases as read (``None``: no row), ``merges`` what
+    staging each event gave, by event id. A writer given a rehearsal reuses a case's events
+    when its row still has the same ``change_seq`` (every write of a case's events sets it),
+    and a merge only when it would merge exactly the same events: same new event, same ids
+    before it, and every event staged before it on that case reused too. Since the merged
+    state is a function of the set of events, the reused result is the one it would compute.
+    """
+
+    change_seqs: dict[str, int | None] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    merges: dict[str, Merged] = field(default_factory=dict)
+
+
+def rehearse(incoming: list[Incoming]) -> Rehearsal:
+    """Load and merge ``incoming`` (in the order the writing transaction will stage them) with
+    no row locked, so that the writer only checks and writes. Cases created in the batch are
+    left out: their case numbers are given under the lock. Run in a read-only transaction."""
+    creating = {i.case_id for i in incoming if i.creates}
+    items = sorted((i for i in incoming if i.case_id not in creating),
+                   key=lambda i: (i.case_id, i.hlc, i.id))
+    writer = CaseWriter()
+    writer.preload([i.case_id for i in items], lock=False)
+    rehearsal = Rehearsal(
+        change_seqs={case_id: row.change_seq if row is not None else None
+                     for case_id, row in writer._rows.items()},
+        events={case_id: list(events) for case_id, events in writer._events.items()},
+    )
+    for item in items:
+        try:
+            writer.stage(item)
+        except CaseRejection:
+            continue  # decided again under the lock
+    rehearsal.merges = writer.merges
+    return rehearsal
+
+
+@dataclass
+class CaseWriter:
+    """Stages events for several cases in one transaction, then writes them in one go.
+
+    Given a :class:`Rehearsal`, it reuses the merges done before the transaction wherever they
+    are exactly the merges it would do."""
+
+    rehearsal: Rehearsal | None = None
     staged: list[Staged] = field(default_factory=list)
+    merges: dict[str, Merged] = field(default_factory=dict)
     _events: dict[str, list[Event]] = field(default_factory=dict)
     _rows: dict[str, Case | None] = field(default_factory=dict)
     _latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # columns once staged
+    _unrehearsed: set[str] = field(default_factory=set)  # cases whose merges are not reused
 
     def events_of(self, case_id: str) -> list[Event]:
         if case_id not in self._events:
@@ -85,8 +146,9 @@ class CaseWriter:
             self._events[case_id] = load_events(case_id)
         return self._events[case_id]
 
-    def preload(self, case_ids: list[str]) -> None:
-        """Lock and load several cases with two queries instead of two per case.
+    def preload(self, case_ids: list[str], *, lock: bool = True) -> None:
+        """Lock and load several cases with two queries instead of two per case (the events
+        of a case the rehearsal read unchanged are not read again).
 
         The rows are locked in id order, the order in which ``stage`` would lock them one by
         one when called in case order, so concurrent writers still cannot deadlock.
@@ -94,16 +156,25 @@ class CaseWriter:
         wanted = sorted(set(case_ids) - set(self._events))
         for start in range(0, len(wanted), PRELOAD_CHUNK):
             chunk = wanted[start:start + PRELOAD_CHUNK]
+            query = (select(Case).where(Case.id.in_(chunk)).order_by(Case.id)
+                     .options(defer(Case.state)))  # the merge recomputes it from the events
             rows = {row.id: row for row in db.session.scalars(
-                select(Case).where(Case.id.in_(chunk)).order_by(Case.id).with_for_update()
-                .options(defer(Case.state)))}  # the merge recomputes it from the events
-            events: dict[str, list[Event]] = {case_id: [] for case_id in chunk}
-            for event in db.session.scalars(
-                    select(CaseEvent).where(CaseEvent.case_id.in_(chunk))):
-                events[event.case_id].append(to_core_event(event))
+                query.with_for_update() if lock else query)}
+            events: dict[str, list[Event]] = {}
             for case_id in chunk:
-                self._rows[case_id] = rows.get(case_id)
-                self._events[case_id] = events[case_id]
+                row = rows.get(case_id)
+                self._rows[case_id] = row
+                seen = self.rehearsal
+                if (seen is not None and case_id in seen.change_seqs
+                        and seen.change_seqs[case_id] == (row.change_seq if row else None)):
+                    self._events[case_id] = list(seen.events[case_id])
+                else:
+                    events[case_id] = []
+            if events:
+                for event in db.session.scalars(
+                        select(CaseEvent).where(CaseEvent.case_id.in_(sorted(events)))):
+                    events[event.case_id].append(to_core_event(event))
+                self._events.update(events)
 
     def stage(self, incoming: Incoming) -> Staged:
         events = self.events_of(incoming.case_id)
@@ -127,15 +198,30 @@ class CaseWriter:
             hlc=incoming.hlc, device_id=incoming.device_id, user_id=incoming.user.username,
             actor=incoming.actor, ops=tuple(incoming.ops),
         )
-        try:
-            state = merge([*events, new], case_id=incoming.case_id)
-        except HistoryError as exc:
-            raise CaseRejection("invalid_history", exc.detail) from exc
-        staged = Staged(incoming, state, state_dict=state.to_dict())
+        merged = self._rehearsed(new, known)
+        if merged is None:
+            try:
+                state = merge([*events, new], case_id=incoming.case_id)
+            except HistoryError as exc:
+                raise CaseRejection("invalid_history", exc.detail) from exc
+            merged = Merged(new, frozenset(known), state, state.to_dict())
+        self.merges[new.id] = merged
+        staged = Staged(incoming, merged.state, state_dict=merged.state_dict)
         events.append(new)
         self.staged.append(staged)
         self._latest[incoming.case_id] = columns_of(staged.state_dict)  # type: ignore[arg-type]
         return staged
+
+    def _rehearsed(self, new: Event, known: set[str]) -> Merged | None:
+        """The rehearsal's merge of ``new`` if it merged exactly these events (see
+        :class:`Rehearsal`); once a case misses, its later events are merged here too."""
+        if self.rehearsal is None or new.case_id in self._unrehearsed:
+            return None
+        merged = self.rehearsal.merges.get(new.id)
+        if merged is not None and merged.new == new and merged.known == known:
+            return merged
+        self._unrehearsed.add(new.case_id)
+        return None
 
     def current_columns(self, case_id: str) -> dict[str, Any] | None:
         """The case's indexed columns (owner, site, status, ...) as they stand in this writer:

@@ -1,6 +1,6 @@
 """Push: receive sealed envelopes, store them as received, then open, validate and apply them.
 
-For each envelope of a batch, in two transactions:
+For each envelope of a batch, in two writing transactions:
 
 1. **Receive** (committed before anything is opened): parse the wire bytes, check that the
    envelope names the pushing device and that the device's key signed it, detect duplicates and
@@ -8,7 +8,9 @@ For each envelope of a batch, in two transactions:
 2. **Process**: decrypt, check the payload repeats the header, validate the answers with the form
    engine against the exact form version, and hand the operations to the case store. Accepted
    envelopes get a server sequence number and a signed receipt in the same transaction that
-   writes the events; the HTTP answer is sent only after that commit.
+   writes the events; the HTTP answer is sent only after that commit. Opening, validating
+   and merging are done before this transaction, reading without locks (:func:`rehearse`);
+   under the locks only what changed meanwhile is merged again.
 
 A crash between the two leaves envelopes in state ``received``; :func:`process_pending` (run at
 start-up and by the recovery job) finishes them. Because an event's id is its submission id, an
@@ -32,12 +34,12 @@ from fieldsync.core.forms.engine import validate
 from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
-from fieldsync.database import end_transaction
+from fieldsync.database import end_transaction, read_only
 from fieldsync.extensions import db
 from fieldsync.models import Device, StoredEnvelope, User, utcnow
+from fieldsync.services import casestore, keyring, sequence
 from fieldsync.services import forms as forms_service
-from fieldsync.services import keyring, sequence
-from fieldsync.services.casestore import CaseRejection, CaseWriter, Incoming
+from fieldsync.services.casestore import CaseRejection, CaseWriter, Incoming, Rehearsal
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,12 @@ def push(device: Device, items: list[str]) -> list[Result]:
     device.last_seen_at = utcnow()
     end_transaction()  # durable before anything is opened
     lookups = BatchLookups(devices={device.id: device})
-    prepared = {sid: prepare(batch.envelope(items[i]), device, lookups)
-                for sid, i in first_index.items()}
-    for submission_id, result in process_submissions(list(first_index), prepared).items():
+    with read_only():  # a form version not yet cached is read without the write lock
+        prepared = {sid: prepare(batch.envelope(items[i]), device, lookups)
+                    for sid, i in first_index.items()}
+    rehearsal = rehearse(prepared)
+    for submission_id, result in process_submissions(list(first_index), prepared,
+                                                     rehearsal).items():
         result.index = first_index[submission_id]
         results[result.index] = result
     for index, submission_id in repeats:
@@ -313,17 +318,30 @@ def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, dig
                   "is held for central review and stays in the outbox")
 
 
+def rehearse(prepared: dict[str, Prepared]) -> Rehearsal | None:
+    """Merge the batch's valid envelopes into their cases before the writing transaction, in a
+    read-only one (on SQLite: without the write lock, while another push writes)."""
+    incoming = [p.outcome for p in prepared.values() if isinstance(p.outcome, Incoming)]
+    if not incoming:
+        return None
+    with read_only():
+        return casestore.rehearse(incoming)
+
+
 def process_submissions(submission_ids: list[str],
-                        prepared: dict[str, Prepared] | None = None) -> dict[str, Result]:
+                        prepared: dict[str, Prepared] | None = None,
+                        rehearsal: Rehearsal | None = None) -> dict[str, Result]:
     """Open and apply stored envelopes in one transaction, retrying on lock conflicts.
 
     ``prepared`` may give envelopes the caller has already opened and validated, by submission
-    id; one is used only if its bytes are exactly the stored ones."""
+    id; one is used only if its bytes are exactly the stored ones. ``rehearsal`` may give
+    their merges done beforehand (:func:`rehearse`); one is used only where it is exactly the
+    merge the transaction would do."""
     if not submission_ids:
         return {}
     for attempt in range(1, PROCESS_ATTEMPTS + 1):
         try:
-            results = _process_once(submission_ids, prepared or {})
+            results = _process_once(submission_ids, prepared or {}, rehearsal)
             db.session.commit()
             return results
         except (IntegrityError, DBAPIError) as exc:
@@ -342,8 +360,8 @@ def retryable(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
-def _process_once(submission_ids: list[str],
-                  prepared: dict[str, Prepared]) -> dict[str, Result]:
+def _process_once(submission_ids: list[str], prepared: dict[str, Prepared],
+                  rehearsal: Rehearsal | None) -> dict[str, Result]:
     # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
     # the same envelope waits here, then sees it accepted and answers ``duplicate``.
     rows = list(db.session.scalars(
@@ -373,7 +391,7 @@ def _process_once(submission_ids: list[str],
             results[row.submission_id] = reject(row, exc)
     # Lock cases in a fixed order so that concurrent workers cannot deadlock.
     ready.sort(key=lambda item: (item[1].case_id, item[1].hlc, item[1].id))
-    writer = CaseWriter()
+    writer = CaseWriter(rehearsal)
     writer.preload([incoming.case_id for _, incoming in ready])  # same order, two queries
     number_intakes([incoming for _, incoming in ready])  # counters after the case rows
     staged: list[tuple[StoredEnvelope, Incoming]] = []

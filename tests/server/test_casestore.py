@@ -272,3 +272,43 @@ def test_a_retried_batch_applies_each_intake_once_with_one_case_number(world, mo
     [event] = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))
     numbers = [op["value"] for op in event.ops if op.get("property") == "case_number"]
     assert numbers == [db.session.get(Case, case_id).case_number]
+
+
+def test_a_merge_done_before_a_concurrent_write_is_done_again(world, app, monkeypatch):
+    """A push merges its envelopes before it takes the write locks. When another push writes
+    the same case in between, the early merge is stale: the written case must still hold both
+    edits (no update lost) and match the log."""
+    ion, other = enrol(world, "ion"), enrol(world, "ion")
+    case_id = str(uuid.uuid4())
+    assert ion.push_one(ion.seal(INTAKE, {"full_name": "R"}, case_id=case_id))["status"] \
+        == "accepted"
+    ion.pull()
+    other.pull()
+    mine = ion.seal(UPDATE, {"risk_level": "high", "note": "ion", "hours": 2}, case_id=case_id)
+    theirs = other.seal(UPDATE, {"risk_level": "low", "note": "other", "hours": 3},
+                        case_id=case_id)
+    real = ingest.rehearse
+    raced = []
+
+    def rehearse_then_another_push(prepared):
+        rehearsal = real(prepared)
+        if not raced:
+            raced.append(rehearsal)
+            with app.app_context():  # another request, its own session, writes meanwhile
+                assert other.push_one(theirs)["status"] == "accepted"
+        return rehearsal
+
+    monkeypatch.setattr(ingest, "rehearse", rehearse_then_another_push)
+    assert ion.push_one(mine)["status"] == "accepted"
+    assert len(raced[0].merges) == 1  # the early merge was made, without the other edit
+    db.session.expire_all()
+    case = db.session.get(Case, case_id)
+    assert case.revision == 3
+    assert case.state["properties"]["hours_completed"]["value"] == 5
+    assert sorted(e["value"] for e in case.state["properties"]["notes"]["value"]) \
+        == ["ion", "other"]
+    [conflict] = case.state["conflicts"]
+    assert sorted(c["value"] for c in conflict["candidates"]) == ["high", "low"]
+    assert casestore.rebuild([case_id]).differences == {}
+    ion.pull()
+    assert ion.cases[case_id]["revision"] == 3
