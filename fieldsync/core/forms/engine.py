@@ -22,7 +22,7 @@ import copy
 import json
 import math
 from collections import ChainMap
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,7 @@ class _Run:
     def error(self, path: str, message: str) -> None:
         self.errors.setdefault(path, []).append(message)
 
-    def check_unknown(self, scope: _Scope, allowed: set[str]) -> None:
+    def check_unknown(self, scope: _Scope, allowed: Set[str]) -> None:
         for key in sorted(str(key) for key in scope.supplied if key not in allowed):
             self.error(scope.prefix + key, "unknown field")
 
@@ -241,7 +241,9 @@ class _Run:
             prop = item.case_property
             if prop is None or item.repeat is not None or item.name not in self.top.values:
                 continue
-            value = copy.deepcopy(self.top.values[item.name])
+            value = self.top.values[item.name]
+            if type(value) not in _SCALARS:  # lists and objects: not shared with ``values``
+                value = copy.deepcopy(value)
             if item.policy == "append":
                 ops.append({"type": "append", "property": prop, "value": value,
                             "sensitivity": item.sensitivity})  # fmt: skip
@@ -262,24 +264,25 @@ class _Run:
 
     def run(self) -> ValidationResult:
         form = self.form
-        allowed = {f.name for f in form.walk() if f.repeat is None and f.type != "group"}
-        self.check_unknown(self.top, allowed)
+        self.check_unknown(self.top, form.top_names)
         for name in form.plan.top:
             self.resolve(form.by_name[name], self.top)
         for item in form.walk():
             if item.repeat is None:
                 self.check(item, self.top)
         ok = not self.errors
-        order = [f.name for f in form.walk()]
         return ValidationResult(
             ok=ok,
             errors=self.errors,
-            values=_ordered(self.top.values, order),
+            values=_ordered(self.top.values, form.order),
             operations=self.operations() if ok else [],
         )
 
 
-def _ordered(values: Mapping[str, Any], order: list[str]) -> dict[str, Any]:
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _ordered(values: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
     return {name: values[name] for name in order if name in values}
 
 

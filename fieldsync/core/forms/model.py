@@ -76,9 +76,11 @@ class Field:
 
     def walk(self) -> Iterator[Field]:
         """This field, then its descendants in document order."""
-        yield self
-        for child in self.fields:
-            yield from child.walk()
+        return iter(self._walked)
+
+    @cached_property
+    def _walked(self) -> tuple[Field, ...]:  # a loaded form never changes: walk it once
+        return (self, *(item for child in self.fields for item in child.walk()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,5 +133,20 @@ class FormDefinition:
 
     def walk(self) -> Iterator[Field]:
         """Every field, group and repeat in document order."""
-        for item in self.fields:
-            yield from item.walk()
+        return iter(self._walked)
+
+    @cached_property
+    def _walked(self) -> tuple[Field, ...]:
+        return tuple(item for top in self.fields for item in top.walk())
+
+    @cached_property
+    def order(self) -> tuple[str, ...]:
+        """Every field's name in document order."""
+        return tuple(item.name for item in self._walked)
+
+    @cached_property
+    def top_names(self) -> frozenset[str]:
+        """The names an answers object may have at its top level (not groups, not the
+        fields inside repeats)."""
+        return frozenset(item.name for item in self._walked
+                         if item.repeat is None and item.type != "group")
