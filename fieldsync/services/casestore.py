@@ -64,6 +64,7 @@ class Incoming:
     creates: bool
     form_id: str | None = None
     form_version: int | None = None
+    complete: bool = True  # False: the server has operations to add (an intake's case number)
 
 
 @dataclass
@@ -104,10 +105,11 @@ class Rehearsal:
 
 def rehearse(incoming: list[Incoming]) -> Rehearsal:
     """Load and merge ``incoming`` (in the order the writing transaction will stage them) with
-    no row locked, so that the writer only checks and writes. Cases created in the batch are
-    left out: their case numbers are given under the lock. Run in a read-only transaction."""
-    creating = {i.case_id for i in incoming if i.creates}
-    items = sorted((i for i in incoming if i.case_id not in creating),
+    no row locked, so that the writer only checks and writes. Cases with an event still to be
+    completed under the lock (an intake without its case number) are left out. Run in a
+    read-only transaction."""
+    unfinished = {i.case_id for i in incoming if not i.complete}
+    items = sorted((i for i in incoming if i.case_id not in unfinished),
                    key=lambda i: (i.case_id, i.hlc, i.id))
     writer = CaseWriter()
     writer.preload([i.case_id for i in items], lock=False)

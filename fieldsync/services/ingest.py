@@ -114,6 +114,7 @@ def push(device: Device, items: list[str]) -> list[Result]:
     with read_only():  # a form version not yet cached is read without the write lock
         prepared = {sid: prepare(batch.envelope(items[i]), device, lookups)
                     for sid, i in first_index.items()}
+    number_batch_intakes(prepared)
     rehearsal = rehearse(prepared)
     for submission_id, result in process_submissions(list(first_index), prepared,
                                                      rehearsal).items():
@@ -318,6 +319,18 @@ def quarantine_or_refuse(device: Device, envelope: env.Envelope, raw: bytes, dig
                   "is held for central review and stays in the outbox")
 
 
+def number_batch_intakes(prepared: dict[str, Prepared]) -> None:
+    """Give the batch's valid intakes their case numbers in a short transaction of their own,
+    so that they can be merged before the writing transaction like any other event. A number
+    is used once: if its intake is refused after all, or the server stops first (the recovery
+    numbers the envelope again), the number is skipped."""
+    intakes = [p.outcome for p in prepared.values()
+               if isinstance(p.outcome, Incoming) and not p.outcome.complete]
+    if intakes:
+        number_intakes(sorted(intakes, key=lambda i: (i.case_id, i.hlc, i.id)))
+        end_transaction()
+
+
 def rehearse(prepared: dict[str, Prepared]) -> Rehearsal | None:
     """Merge the batch's valid envelopes into their cases before the writing transaction, in a
     read-only one (on SQLite: without the write lock, while another push writes)."""
@@ -517,20 +530,22 @@ def validate_envelope(envelope: env.Envelope, device: Device,
         id=header.submission_id, case_id=payload["case_id"], parents=list(base["heads"]),
         base_revision=int(base.get("revision", 0)), hlc=header.hlc, device_id=device.id,
         user=user, actor="device", ops=ops, creates=creates, form_id=form.form_id,
-        form_version=form.version,
+        form_version=form.version, complete=not creates,  # an intake: see number_intakes
     )
 
 
 def number_intakes(incoming: list[Incoming]) -> None:
-    """Give the intakes among ``incoming`` their case numbers, in list order, from one
-    reservation of the ``case_number`` counter. Called after the case rows are locked, so that
-    the counter rows are always locked last."""
-    intakes = [i for i in incoming if i.creates]
+    """Give the intakes among ``incoming`` still without a case number their numbers, in list
+    order, from one reservation of the ``case_number`` counter. Called in a transaction of its
+    own (:func:`number_batch_intakes`) or after the case rows are locked, so that the counter
+    rows are always locked last."""
+    intakes = [i for i in incoming if not i.complete]
     if not intakes:
         return
     first = sequence.next_value("case_number", len(intakes))
     for offset, item in enumerate(intakes):
         item.ops.append(case_number_operation(case_number(service_of(item.user), first + offset)))
+        item.complete = True
 
 
 def service_of(user: User) -> str | None:
