@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import defer
+from sqlalchemy import insert, select, update
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
 from fieldsync.errors import FieldsyncError
@@ -114,7 +113,7 @@ def rehearse(incoming: list[Incoming]) -> Rehearsal:
     writer = CaseWriter()
     writer.preload([i.case_id for i in items], lock=False)
     rehearsal = Rehearsal(
-        change_seqs={case_id: row.change_seq if row is not None else None
+        change_seqs={case_id: row["change_seq"] if row is not None else None
                      for case_id, row in writer._rows.items()},
         events={case_id: list(events) for case_id, events in writer._events.items()},
     )
@@ -138,7 +137,7 @@ class CaseWriter:
     staged: list[Staged] = field(default_factory=list)
     merges: dict[str, Merged] = field(default_factory=dict)
     _events: dict[str, list[Event]] = field(default_factory=dict)
-    _rows: dict[str, Case | None] = field(default_factory=dict)
+    _rows: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # see lock_case
     _latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # columns once staged
     _unrehearsed: set[str] = field(default_factory=set)  # cases whose merges are not reused
 
@@ -158,17 +157,16 @@ class CaseWriter:
         wanted = sorted(set(case_ids) - set(self._events))
         for start in range(0, len(wanted), PRELOAD_CHUNK):
             chunk = wanted[start:start + PRELOAD_CHUNK]
-            query = (select(Case).where(Case.id.in_(chunk)).order_by(Case.id)
-                     .options(defer(Case.state)))  # the merge recomputes it from the events
-            rows = {row.id: row for row in db.session.scalars(
-                query.with_for_update() if lock else query)}
+            query = select(*ROW_COLUMNS).where(Case.id.in_(chunk)).order_by(Case.id)
+            rows = {row["id"]: row for row in db.session.execute(
+                query.with_for_update() if lock else query).mappings()}
             events: dict[str, list[Event]] = {}
             for case_id in chunk:
                 row = rows.get(case_id)
                 self._rows[case_id] = row
                 seen = self.rehearsal
                 if (seen is not None and case_id in seen.change_seqs
-                        and seen.change_seqs[case_id] == (row.change_seq if row else None)):
+                        and seen.change_seqs[case_id] == (row["change_seq"] if row else None)):
                     self._events[case_id] = list(seen.events[case_id])
                 else:
                     events[case_id] = []
@@ -234,17 +232,39 @@ class CaseWriter:
         return stored_columns(row) if row is not None else None
 
     def flush(self) -> None:
-        """Assign sequence numbers and write everything staged. The caller commits."""
+        """Assign sequence numbers and write everything staged. The caller commits.
+
+        Case rows are written with one INSERT and one UPDATE (executemany) of each case's last
+        staged values, events with one multi-row INSERT: no ORM objects to track for either.
+        """
         if not self.staged:
             return
         # One query for the conflicts of every staged case, before anything is added to the
         # session (a query per case would autoflush the pending rows one case at a time).
         conflicts = load_conflicts(sorted({s.incoming.case_id for s in self.staged}))
         first = sequence.next_value("sync", len(self.staged))
+        now = utcnow()
+        written: dict[str, dict[str, Any]] = {}
         for offset, staged in enumerate(self.staged):
             staged.seq = first + offset
-            write_case(staged, self._rows, conflicts)
-        # One multi-row INSERT (the log is append-only: no ORM objects to track).
+            case_id = staged.incoming.case_id
+            stored = self._rows.get(case_id)
+            values = write_case(staged, stored, conflicts[case_id])
+            values["updated_at"] = now
+            if stored is None:
+                values["created_at"] = now
+            self._rows[case_id] = {**(stored or {}), **values}
+            written[case_id] = {**written.get(case_id, {}), **values}
+        created = [v for v in written.values() if "created_at" in v]
+        changed = [v for v in written.values() if "created_at" not in v]
+        if created:
+            db.session.execute(insert(Case), created)
+        if changed:
+            db.session.execute(update(Case), changed)  # by primary key
+            for values in changed:  # a Case object loaded in this session is now out of date
+                loaded = db.session.identity_map.get(db.session.identity_key(Case, values["id"]))
+                if loaded is not None:
+                    db.session.expire(loaded)
         db.session.execute(insert(CaseEvent), [event_row(staged) for staged in self.staged])
         self.staged = []
 
@@ -259,9 +279,17 @@ def load_conflicts(case_ids: list[str]) -> dict[str, dict[str, Conflict]]:
     return out
 
 
-def lock_case(case_id: str) -> Case | None:
-    return db.session.scalar(select(Case).where(Case.id == case_id).with_for_update()
-                             .options(defer(Case.state)))
+#: What a writer reads of a case row (not the state: the merge recomputes it from the events).
+ROW_COLUMNS = (Case.id, Case.change_seq, Case.status, Case.owner_service, Case.owner_officer,
+               Case.site, Case.case_number, Case.display_name, Case.revision,
+               Case.open_conflicts)
+
+
+def lock_case(case_id: str) -> dict[str, Any] | None:
+    """Lock a case row; its :data:`ROW_COLUMNS` by name, or None if there is no such case."""
+    row = db.session.execute(select(*ROW_COLUMNS).where(Case.id == case_id)
+                             .with_for_update()).mappings().first()
+    return dict(row) if row is not None else None
 
 
 def load_events(case_id: str) -> list[Event]:
@@ -326,9 +354,12 @@ def columns_of(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def stored_columns(row: Case) -> dict[str, Any]:
-    """The indexed columns of a stored case row (what :func:`columns_of` gave when written)."""
-    return {key: getattr(row, key) for key in COLUMNS}
+def stored_columns(row: Any) -> dict[str, Any]:
+    """The indexed columns of a stored case row (what :func:`columns_of` gave when written):
+    from a row of :data:`ROW_COLUMNS` by name, or from a :class:`Case`."""
+    if isinstance(row, Case):
+        return {key: getattr(row, key) for key in COLUMNS}
+    return {key: row[key] for key in COLUMNS}
 
 
 COLUMNS = ("status", "owner_service", "owner_officer", "site", "case_number", "display_name",
@@ -347,33 +378,23 @@ def scopes_of(columns: dict[str, Any]) -> set[str]:
     return scopes
 
 
-def write_case(staged: Staged, rows: dict[str, Case | None],
-               conflicts: dict[str, dict[str, Conflict]] | None = None) -> None:
+def write_case(staged: Staged, stored: dict[str, Any] | None,
+               conflicts: dict[str, Conflict]) -> dict[str, Any]:
+    """Write what the case row does not hold (scope tombstones, conflict rows) and return the
+    values of the case row after ``staged``. ``stored`` is the row as it stands before it
+    (:data:`ROW_COLUMNS` by name; None for a new case)."""
     case_id = staged.incoming.case_id
     state = staged.state_dict if staged.state_dict is not None else staged.state.to_dict()
     columns = columns_of(state)
     view, view_hlc = officer_view(case_id, columns, state, staged.seq)
-    row = rows.get(case_id)
-    now = utcnow()
-    if row is None:
-        row = Case(id=case_id, state=state, change_seq=staged.seq, created_at=now,
-                   officer_view=view, officer_view_hlc=view_hlc, **columns)
-        db.session.add(row)
-        rows[case_id] = row
-        before: set[str] = set()
-    else:
-        before = scopes_of(stored_columns(row))
-        for key, value in columns.items():
-            setattr(row, key, value)
-        row.state = state
-        row.change_seq = staged.seq
-        row.updated_at = now
-        row.officer_view, row.officer_view_hlc = view, view_hlc
+    before = scopes_of(stored_columns(stored)) if stored is not None else set()
     for scope in sorted(before - scopes_of(columns)):
         reason = "closed" if columns["status"] == "closed" else "left_scope"
         db.session.add(ScopeTombstone(scope=scope, case_id=case_id, seq=staged.seq,
                                       reason=reason))
-    sync_conflicts(case_id, state, None if conflicts is None else conflicts[case_id])
+    sync_conflicts(case_id, state, conflicts)
+    return {"id": case_id, "state": state, "change_seq": staged.seq, "officer_view": view,
+            "officer_view_hlc": view_hlc, **columns}
 
 
 def sync_conflicts(case_id: str, state: dict[str, Any],
