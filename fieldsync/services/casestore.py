@@ -171,8 +171,8 @@ class CaseWriter:
                 else:
                     events[case_id] = []
             if events:
-                for event in db.session.scalars(
-                        select(CaseEvent).where(CaseEvent.case_id.in_(sorted(events)))):
+                for event in db.session.execute(
+                        select(*EVENT_COLUMNS).where(CaseEvent.case_id.in_(sorted(events)))):
                     events[event.case_id].append(to_core_event(event))
                 self._events.update(events)
 
@@ -293,11 +293,18 @@ def lock_case(case_id: str) -> dict[str, Any] | None:
 
 
 def load_events(case_id: str) -> list[Event]:
-    rows = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))
+    rows = db.session.execute(select(*EVENT_COLUMNS).where(CaseEvent.case_id == case_id))
     return [to_core_event(row) for row in rows]
 
 
-def to_core_event(row: CaseEvent) -> Event:
+#: What the merge needs of an event row (read as plain rows: no ORM object per event).
+EVENT_COLUMNS = (CaseEvent.id, CaseEvent.case_id, CaseEvent.parents, CaseEvent.hlc,
+                 CaseEvent.device_id, CaseEvent.user_id, CaseEvent.actor, CaseEvent.ops,
+                 CaseEvent.seq)
+
+
+def to_core_event(row: Any) -> Event:
+    """The merge's event from a :class:`CaseEvent` or a row of :data:`EVENT_COLUMNS`."""
     return Event(
         id=row.id, case_id=row.case_id, parents=frozenset(row.parents), hlc=row.hlc,
         device_id=row.device_id, user_id=row.user_id, actor=row.actor, ops=tuple(row.ops),
@@ -471,7 +478,8 @@ def rebuild(case_ids: list[str] | None = None, *, apply: bool = False,
     for start in range(0, total, 500):
         chunk = case_ids[start:start + 500]
         events: dict[str, list[Event]] = {case_id: [] for case_id in chunk}
-        for row in db.session.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(chunk))):
+        for row in db.session.execute(
+                select(*EVENT_COLUMNS).where(CaseEvent.case_id.in_(chunk))):
             events[row.case_id].append(to_core_event(row))
         cases = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(chunk)))}
         for case_id in chunk:
