@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
@@ -215,12 +215,19 @@ class ReceiveBatch:
         self.new.append(row)
 
     def store_new(self) -> None:
+        """Insert the new rows with one executemany (they are not added to the session: the
+        process step reads them back locked)."""
         if not self.new:
             return
         first = sequence.next_value("received", len(self.new))
+        now = utcnow()
         for offset, row in enumerate(self.new):
             row.received_seq = first + offset
-        db.session.add_all(self.new)
+        db.session.execute(insert(StoredEnvelope), [
+            {"submission_id": row.submission_id, "device_id": row.device_id,
+             "digest": row.digest, "raw": row.raw, "state": row.state,
+             "reject_code": row.reject_code, "reject_detail": row.reject_detail,
+             "received_seq": row.received_seq, "received_at": now} for row in self.new])
         self.new = []
 
 
@@ -455,10 +462,16 @@ PAYLOAD_KEYS = {"submission_id", "form_id", "form_version", "case_id", "base", "
 
 @dataclass
 class BatchLookups:
-    """Form versions and devices looked up once per batch (one transaction)."""
+    """Form versions, devices and the key ring looked up once per batch."""
 
     forms: dict[tuple[str, int], FormDefinition | None] = field(default_factory=dict)
     devices: dict[str, Device] = field(default_factory=dict)
+    ring: keyring.KeyRing | None = None
+
+    def key_ring(self) -> keyring.KeyRing:
+        if self.ring is None:
+            self.ring = keyring.get()
+        return self.ring
 
     def form(self, form_id: str, version: int) -> FormDefinition | None:
         key = (form_id, version)
@@ -487,9 +500,8 @@ def validate_envelope(envelope: env.Envelope, device: Device,
     raise Rejected). An intake gets its owner operations here and its case number from
     :func:`number_intakes`. Reads the database only for a form version not yet cached."""
     header = envelope.header
-    ring = keyring.get()
     try:
-        payload = env.open_envelope(envelope, ring.private_key)
+        payload = env.open_envelope(envelope, lookups.key_ring().private_key)
     except env.EnvelopeError as exc:
         raise Rejected(exc.code, exc.detail) from None
     for key in ("submission_id", "form_id", "form_version"):
