@@ -149,7 +149,8 @@ class Server:
         return cpu_seconds(self.pids())
 
     def rss_mb(self) -> float:
-        return sum(rss_mb(pid, "VmRSS") for pid in self.pids())
+        """Resident memory now, of the largest serving process (comparable with the peak)."""
+        return max(rss_mb(pid, "VmRSS") for pid in self.pids())
 
     def stop(self) -> None:
         if self.process is not None:
