@@ -31,11 +31,17 @@ def init(ctx: CliContext, demo: bool) -> None:
 @pass_cli
 def serve(ctx: CliContext, host: str, port: int, threads: int, demo: bool) -> None:
     """Serve the API with waitress (runs ``init`` first if the database is new)."""
-    import waitress
+    from waitress.server import create_server
 
     from fieldsync.services import startup
 
     app = ctx.app
+    try:  # bind first: the logins and the enrolment code are printed only for a live server
+        server = create_server(app, host=host, port=port, threads=threads, ident="fieldsync")
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another server running "
+            "there? Stop it or choose another --port") from None
     if demo or setup_service.is_new(app):
         print_report(setup_service.initialise(app, demo=demo))
     base_url = f"http://{host}:{port}"
@@ -43,8 +49,7 @@ def serve(ctx: CliContext, host: str, port: int, threads: int, demo: bool) -> No
         click.echo(line)
     for line in startup.start_background_jobs(app):
         click.echo(line)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="fieldsync",
-                   _quiet=True)
+    server.run()
 
 
 COMMANDS = [init, serve]

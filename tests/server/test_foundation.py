@@ -210,6 +210,23 @@ def test_serve_initialises_a_new_database_and_answers_healthz(tmp_path) -> None:
     assert "log in: admin / " in output
 
 
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_prints_no_logins(tmp_path) -> None:
+    env = {**os.environ, "FIELDSYNC_DATA_DIR": str(tmp_path / "data")}
+    env.pop("FIELDSYNC_DATABASE_URL", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "fieldsync", "serve", "--port", str(port), "--demo"],
+            env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; is another server "
+        "running there? Stop it or choose another --port")
+    assert "log in" not in done.stdout and "enrolment code" not in done.stdout
+
+
 def test_init_refuses_form_settings_of_the_wrong_type(cli_env, monkeypatch) -> None:
     monkeypatch.setenv("FIELDSYNC_FORM_SETTINGS", '{"hours_per_day": "eight"}')
     result = cli_env.invoke(cli, ["init"])
