@@ -362,10 +362,8 @@ def columns_of(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_columns(row: Any) -> dict[str, Any]:
-    """The indexed columns of a stored case row (what :func:`columns_of` gave when written):
-    from a row of :data:`ROW_COLUMNS` by name, or from a :class:`Case`."""
-    if isinstance(row, Case):
-        return {key: getattr(row, key) for key in COLUMNS}
+    """The indexed columns of a stored case row, a mapping of :data:`ROW_COLUMNS` (what
+    :func:`columns_of` gave when it was written)."""
     return {key: row[key] for key in COLUMNS}
 
 
