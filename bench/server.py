@@ -109,9 +109,14 @@ class Server:
             if gunicorn is None:
                 raise RuntimeError("gunicorn is not installed in this environment: "
                                    "pip install gunicorn, or use --server waitress")
-            return [gunicorn, "-w", str(self.workers), "-k", "gthread", "--threads",
-                    str(self.threads), "-b", f"127.0.0.1:{self.port}", "--log-level",
-                    "warning", "fieldsync.wsgi:app"]
+            # As docs/operations.md says: gunicorn's default (sync) workers for one thread
+            # each; they close the connection after each answer, so every push goes to
+            # whichever worker is free. (Threaded gthread workers keep client connections
+            # alive and stick to them: with 8 keep-alive clients, one of two workers took 95%
+            # of the pushes.) More threads than one: gthread, as gunicorn chooses itself.
+            return [gunicorn, "-w", str(self.workers), "--threads", str(self.threads),
+                    "-b", f"127.0.0.1:{self.port}", "--log-level", "warning",
+                    "fieldsync.wsgi:app"]
         argv = ["fieldsync", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--threads", str(self.threads)]
         if self.gc_threshold:
@@ -125,7 +130,8 @@ class Server:
     @property
     def description(self) -> str:
         if self.kind == "gunicorn":
-            return f"gunicorn {self.workers} workers x {self.threads} threads"
+            kind = "sync" if self.threads == 1 else "gthread"
+            return f"gunicorn {self.workers} {kind} workers x {self.threads} threads"
         gc = f", gc threshold {self.gc_threshold}" if self.gc_threshold else ""
         return f"waitress 1 process x {self.threads} threads{gc}"
 

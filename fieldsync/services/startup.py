@@ -37,13 +37,19 @@ def tune_runtime() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def start_background_jobs(app: Flask) -> list[str]:
-    """Finish envelopes a crash left unprocessed, then start the per-process scheduler."""
+def start_background_jobs(app: Flask, *, sole_process: bool = True) -> list[str]:
+    """Finish envelopes a crash left unprocessed, then start the per-process scheduler.
+
+    ``sole_process`` (``fieldsync serve``): nothing can be in flight, so every stored envelope
+    is finished now. A gunicorn worker (``fieldsync.wsgi``) starts while its siblings may be
+    serving pushes, so it leaves envelopes younger than ``jobs.IN_FLIGHT_SECONDS`` to the
+    requests that stored them (the periodic job takes them if those requests died).
+    """
     from fieldsync import jobs
 
     tune_runtime()
     with app.app_context():
         forms_service.check_settings()
-    done = jobs.recover(app)
+    done = jobs.recover(app, min_age_seconds=0 if sole_process else jobs.IN_FLIGHT_SECONDS)
     jobs.start(app)
     return [f"recovered {done} envelope(s) left unprocessed by a crash"] if done else []

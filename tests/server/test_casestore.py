@@ -199,6 +199,42 @@ def test_stored_but_unprocessed_envelopes_are_finished_exactly_once(world) -> No
     assert db.session.scalar(select(func.count()).select_from(CaseEvent)) == 1
 
 
+def test_a_starting_worker_leaves_envelopes_in_flight_to_their_request(world, app,
+                                                                       monkeypatch) -> None:
+    """A gunicorn worker starting beside serving siblings must not take a push's envelopes
+    (the push would answer "duplicate" for a first submission); a crash's leftovers, older
+    than the in-flight window, are finished at once, and a sole ``fieldsync serve`` takes all."""
+    from datetime import timedelta
+
+    from fieldsync import jobs
+    from fieldsync.models import Device
+    from fieldsync.services import startup
+
+    monkeypatch.setattr(startup, "tune_runtime", lambda: None)  # no process-wide GC changes
+    ion = enrol(world, "ion")
+    device = db.session.get(Device, ion.device_id)
+    old_case, new_case = str(uuid.uuid4()), str(uuid.uuid4())
+    old = ingest.receive(device, ion.seal(INTAKE, {"full_name": "Old"}, case_id=old_case))
+    new = ingest.receive(device, ion.seal(INTAKE, {"full_name": "New"}, case_id=new_case))
+    stored = db.session.get(StoredEnvelope, old)
+    stored.received_at -= timedelta(seconds=jobs.IN_FLIGHT_SECONDS + 5)
+    db.session.commit()
+
+    assert startup.start_background_jobs(app, sole_process=False) == [
+        "recovered 1 envelope(s) left unprocessed by a crash"]
+    db.session.expire_all()
+    assert db.session.get(StoredEnvelope, old).state == "accepted"
+    assert db.session.get(StoredEnvelope, new).state == "received"
+    assert db.session.get(Case, new_case) is None
+    db.session.rollback()  # SQLite: this session's reads hold the write lock
+
+    assert startup.start_background_jobs(app) == [
+        "recovered 1 envelope(s) left unprocessed by a crash"]
+    db.session.expire_all()
+    assert db.session.get(StoredEnvelope, new).state == "accepted"
+    assert db.session.get(Case, new_case).revision == 1
+
+
 @pytest.mark.postgres_only
 def test_concurrent_ingest_loses_no_update(world, app, database_url) -> None:
     assert database_url.startswith("postgresql")
