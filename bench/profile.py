@@ -77,6 +77,7 @@ def run(report: Report, backend: str, args: argparse.Namespace) -> None:
             stats.sort_stats("cumulative").print_stats(150)
             stats.sort_stats("tottime").print_stats(60)  # where the time is spent itself
             out.write_text(text.getvalue())
+            profile.dump_stats(out.with_suffix(".pstats"))  # for pstats: callers, callees
         n = len(prepared.plan.submissions)
         report.add(f"{prefix}.inprocess_submissions_per_s", accepted / elapsed, "sub/s",
                    f"{accepted}/{n} accepted, one thread, no socket, "

@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -69,6 +69,30 @@ def end_transaction() -> None:
         session.commit()
     finally:
         session.expire_on_commit = previous
+
+
+def insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (column name -> value, the same columns in each) in one executemany.
+
+    A Core statement on the model's table: SQLAlchemy's ORM bulk path does the same SQL with
+    per-row Python bookkeeping that cost ~1 ms per call in the push profile. Pending ORM
+    objects are not flushed first: write the rows these depend on before, or with, them.
+    """
+    if rows:
+        db.session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+def update_rows(model: type, rows: list[dict[str, Any]]) -> None:
+    """UPDATE rows by primary key in one executemany: each dict holds the key column(s) and
+    the columns to set (the same ones in each). Loaded ORM objects are not refreshed."""
+    if not rows:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    keys = [column.name for column in table.primary_key]
+    statement = table.update().where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+    db.session.execute(statement, [
+        {**{f"key_{k}": row[k] for k in keys}, **{c: v for c, v in row.items() if c not in keys}}
+        for row in rows])
 
 
 def configure_engine(app: Flask) -> None:

@@ -23,9 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
+from fieldsync.database import insert_rows, update_rows
 from fieldsync.errors import FieldsyncError
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
@@ -257,15 +258,14 @@ class CaseWriter:
             written[case_id] = {**written.get(case_id, {}), **values}
         created = [v for v in written.values() if "created_at" in v]
         changed = [v for v in written.values() if "created_at" not in v]
-        if created:
-            db.session.execute(insert(Case), created)
+        insert_rows(Case, created)
         if changed:
-            db.session.execute(update(Case), changed)  # by primary key
+            update_rows(Case, changed)
             for values in changed:  # a Case object loaded in this session is now out of date
                 loaded = db.session.identity_map.get(db.session.identity_key(Case, values["id"]))
                 if loaded is not None:
                     db.session.expire(loaded)
-        db.session.execute(insert(CaseEvent), [event_row(staged) for staged in self.staged])
+        insert_rows(CaseEvent, [event_row(staged) for staged in self.staged])
         self.staged = []
 
 

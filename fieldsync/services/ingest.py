@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
@@ -34,7 +34,7 @@ from fieldsync.core.forms.engine import validate
 from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
-from fieldsync.database import end_transaction, read_only
+from fieldsync.database import end_transaction, insert_rows, read_only, update_rows
 from fieldsync.extensions import db
 from fieldsync.models import Device, StoredEnvelope, User, utcnow
 from fieldsync.services import casestore, keyring, sequence
@@ -223,7 +223,7 @@ class ReceiveBatch:
         now = utcnow()
         for offset, row in enumerate(self.new):
             row.received_seq = first + offset
-        db.session.execute(insert(StoredEnvelope), [
+        insert_rows(StoredEnvelope, [
             {"submission_id": row.submission_id, "device_id": row.device_id,
              "digest": row.digest, "raw": row.raw, "state": row.state,
              "reject_code": row.reject_code, "reject_detail": row.reject_detail,
@@ -444,7 +444,7 @@ def _process_once(submission_ids: list[str], prepared: dict[str, Prepared],
     if accepted:
         # One executemany by primary key. The loaded rows are not updated in memory; the
         # commit that follows expires them.
-        db.session.execute(update(StoredEnvelope), accepted)
+        update_rows(StoredEnvelope, accepted)
     return results
 
 
