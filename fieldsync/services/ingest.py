@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
@@ -186,8 +186,7 @@ class ReceiveBatch:
         self.stored = dict.fromkeys(ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            for row in db.session.scalars(
-                    select(StoredEnvelope).where(StoredEnvelope.submission_id.in_(chunk))):
+            for row in db.session.scalars(_STORED, {"ids": chunk}):
                 self.stored[row.submission_id] = row
 
     def signature(self, text: str, envelope: env.Envelope, device: Device) -> None:
@@ -380,17 +379,18 @@ def retryable(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
+# Built once (a statement costs ~50 us to build per use); ``ids`` is an expanding IN list.
+_STORED = select(StoredEnvelope).where(
+    StoredEnvelope.submission_id.in_(bindparam("ids", expanding=True)))
+_LOCK_STORED = (_STORED.order_by(StoredEnvelope.submission_id).with_for_update()
+                .execution_options(populate_existing=True))  # as locked, not as received
+
+
 def _process_once(submission_ids: list[str], prepared: dict[str, Prepared],
                   rehearsal: Rehearsal | None) -> dict[str, Result]:
     # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
     # the same envelope waits here, then sees it accepted and answers ``duplicate``.
-    rows = list(db.session.scalars(
-        select(StoredEnvelope)
-        .where(StoredEnvelope.submission_id.in_(submission_ids))
-        .order_by(StoredEnvelope.submission_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # as locked, not as received
-    ))
+    rows = list(db.session.scalars(_LOCK_STORED, {"ids": submission_ids}))
     results: dict[str, Result] = {}
     ready: list[tuple[StoredEnvelope, Incoming]] = []
     lookups = BatchLookups()

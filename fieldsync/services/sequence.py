@@ -8,20 +8,18 @@ a transaction: it serialises writers from that point to their commit.
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from fieldsync.extensions import db
 from fieldsync.models import Counter
 
+_RESERVE = (update(Counter).where(Counter.name == bindparam("counter"))
+            .values(value=Counter.value + bindparam("count")).returning(Counter.value))
+
 
 def next_value(name: str, count: int = 1) -> int:
     """Reserve ``count`` consecutive values and return the first of them."""
-    new_value = db.session.execute(
-        update(Counter)
-        .where(Counter.name == name)
-        .values(value=Counter.value + count)
-        .returning(Counter.value)
-    ).scalar_one()
+    new_value = db.session.execute(_RESERVE, {"counter": name, "count": count}).scalar_one()
     return int(new_value) - count + 1
 
 
