@@ -6,7 +6,6 @@ is kept in step with it by a test.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+
+from fieldsync.models.base import column_json
 
 REPO_FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
 
@@ -71,19 +72,14 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(url)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     # JSON columns (case states, events, receipts) without the spaces json.dumps puts after
-    # separators: smaller rows and a little less encoding on every case write.
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_serializer", compact_json)
+    # separators, and states encoded before the writing transaction (see column_json).
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("json_serializer", column_json)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", True)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {"connect_timeout": 5})
 
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = read_or_create_secret(data_dir / "secret_key")
-
-
-def compact_json(value: Any) -> str:
-    # ASCII escapes kept: a lone surrogate from a "\\ud800" in a payload must stay storable.
-    return json.dumps(value, separators=(",", ":"))
 
 
 def normalise_database_url(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+class EncodedJSON(str):
+    """JSON text for a JSON column, encoded ahead of the write (see :func:`column_json`)."""
+
+    __slots__ = ()
+
+
+def column_json(value: Any) -> str:
+    """The engines' JSON serializer: compact (no spaces after separators), ASCII escapes kept
+    so that a lone surrogate from a payload stays storable; :class:`EncodedJSON` as it is, so
+    that a large value can be encoded before the transaction that writes it."""
+    if type(value) is EncodedJSON:
+        return value
+    return json.dumps(value, separators=(",", ":"))
 
 
 class Base(DeclarativeBase):

@@ -63,12 +63,12 @@ def project(case: Any, role: str) -> dict[str, Any]:
         "revision": case.revision,
         "heads": state["heads"],
         "properties": properties,
-        "seq": case.change_seq,
     }
     if role == "officer":
         body["open_conflicts"] = [
             {"id": c["id"], "property": c["property"]} for c in state["conflicts"]
         ]
+    body["seq"] = case.change_seq  # last: see officer_view_without_seq
     return body
 
 
@@ -76,9 +76,25 @@ def officer_view(case_id: str, columns: dict[str, Any], state: dict[str, Any],
                  seq: int) -> tuple[str, str | None]:
     """What the case store writes beside a case: its officer projection as JSON text and the
     newest property timestamp in it (for ``server_hlc``)."""
-    return view_of(SimpleNamespace(id=case_id, case_number=columns["case_number"],
+    text, newest = officer_view_without_seq(case_id, columns, state)
+    return with_seq(text, seq), newest
+
+
+def officer_view_without_seq(case_id: str, columns: dict[str, Any],
+                             state: dict[str, Any]) -> tuple[str, str | None]:
+    """:func:`officer_view` without its last member ``"seq"``, which is only known in the
+    writing transaction: the rest is rendered before it, and :func:`with_seq` completes it."""
+    body = project(SimpleNamespace(id=case_id, case_number=columns["case_number"],
                                    status=columns["status"], revision=columns["revision"],
-                                   state=state, change_seq=seq), "officer")
+                                   state=state, change_seq=None), "officer")
+    del body["seq"]
+    return view_text(body), newest_hlc(body)
+
+
+def with_seq(view: str, seq: int) -> str:
+    """A view from :func:`officer_view_without_seq` with ``"seq"`` appended as its last member
+    (``view`` is a JSON object with at least one member)."""
+    return f'{view[:-1]},"seq":{int(seq)}}}'
 
 
 def view_of(case: Any, role: str) -> tuple[str, str | None]:

@@ -20,6 +20,7 @@ locks the writer reuses a rehearsed merge only where it is exactly the merge it 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,9 @@ from fieldsync.database import insert_rows, update_rows
 from fieldsync.errors import FieldsyncError
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
+from fieldsync.models.base import EncodedJSON, column_json
 from fieldsync.services import sequence
-from fieldsync.services.caseload import officer_view
+from fieldsync.services.caseload import officer_view, officer_view_without_seq, with_seq
 
 NAME_PROPERTIES = ("full_name", "name")
 PRELOAD_CHUNK = 500  # ids per IN (...) query
@@ -67,12 +69,31 @@ class Incoming:
     complete: bool = True  # False: the server has operations to add (an intake's case number)
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What a case write stores of a merged state, derived from the state alone, so that a
+    rehearsed merge has it rendered before the writing transaction: the state as JSON text,
+    the indexed columns, and the officer view without its sequence number."""
+
+    state: dict[str, Any]
+    state_json: EncodedJSON
+    columns: dict[str, Any]
+    view: str  # officer_view_without_seq
+    view_hlc: str | None
+
+    @classmethod
+    def of(cls, case_id: str, state: dict[str, Any]) -> Rendered:
+        columns = columns_of(state)
+        view, view_hlc = officer_view_without_seq(case_id, columns, state)
+        return cls(state, EncodedJSON(column_json(state)), columns, view, view_hlc)
+
+
 @dataclass
 class Staged:
     incoming: Incoming
     state: CaseState
+    rendered: Rendered
     seq: int = 0
-    state_dict: dict[str, Any] | None = None  # ``state.to_dict()``, computed once
 
 
 @dataclass
@@ -83,7 +104,7 @@ class Merged:
     new: Event
     known: frozenset[str]
     state: CaseState
-    state_dict: dict[str, Any]
+    rendered: Rendered
 
 
 @dataclass
@@ -203,12 +224,13 @@ class CaseWriter:
                 state = merge([*events, new], case_id=incoming.case_id)
             except HistoryError as exc:
                 raise CaseRejection("invalid_history", exc.detail) from exc
-            merged = Merged(new, frozenset(known), state, state.to_dict())
+            merged = Merged(new, frozenset(known), state,
+                            Rendered.of(incoming.case_id, state.to_dict()))
         self.merges[new.id] = merged
-        staged = Staged(incoming, merged.state, state_dict=merged.state_dict)
+        staged = Staged(incoming, merged.state, merged.rendered)
         events.append(new)
         self.staged.append(staged)
-        self._latest[incoming.case_id] = columns_of(staged.state_dict)  # type: ignore[arg-type]
+        self._latest[incoming.case_id] = merged.rendered.columns
         return staged
 
     def _rehearsed(self, new: Event, known: set[str]) -> Merged | None:
@@ -396,17 +418,17 @@ def write_case(staged: Staged, stored: dict[str, Any] | None,
     values of the case row after ``staged``. ``stored`` is the row as it stands before it
     (:data:`ROW_COLUMNS` by name; None for a new case)."""
     case_id = staged.incoming.case_id
-    state = staged.state_dict if staged.state_dict is not None else staged.state.to_dict()
-    columns = columns_of(state)
-    view, view_hlc = officer_view(case_id, columns, state, staged.seq)
+    rendered = staged.rendered
+    state, columns = rendered.state, rendered.columns
     before = scopes_of(stored_columns(stored)) if stored is not None else set()
     for scope in sorted(before - scopes_of(columns)):
         reason = "closed" if columns["status"] == "closed" else "left_scope"
         db.session.add(ScopeTombstone(scope=scope, case_id=case_id, seq=staged.seq,
                                       reason=reason))
     sync_conflicts(case_id, state, conflicts)
-    return {"id": case_id, "state": state, "change_seq": staged.seq, "officer_view": view,
-            "officer_view_hlc": view_hlc, **columns}
+    return {"id": case_id, "state": rendered.state_json, "change_seq": staged.seq,
+            "officer_view": with_seq(rendered.view, staged.seq),
+            "officer_view_hlc": rendered.view_hlc, **columns}
 
 
 def sync_conflicts(case_id: str, state: dict[str, Any],
@@ -499,8 +521,9 @@ def rebuild(case_ids: list[str] | None = None, *, apply: bool = False,
             differences += [f"column {key}" for key, value in derived_columns.items()
                             if getattr(case, key) != value]
             view = officer_view(case_id, derived_columns, derived, case.change_seq)
-            if case.officer_view is not None and (case.officer_view,
-                                                  case.officer_view_hlc) != view:
+            if case.officer_view is not None and (
+                    json.loads(case.officer_view) != json.loads(view[0])  # not the key order
+                    or case.officer_view_hlc != view[1]):
                 differences.append("officer_view")
             if differences:
                 report.differences[case_id] = differences[:10]

@@ -3,6 +3,7 @@ review instead of being lost."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from fieldsync.extensions import db
@@ -17,6 +18,9 @@ def test_revoked_device_envelopes_are_quarantined_then_reviewed(world) -> None:
     keep, drop = str(uuid.uuid4()), str(uuid.uuid4())
     before_keep = ion.seal(INTAKE, {"full_name": "Sealed offline"}, case_id=keep)
     before_drop = ion.seal(INTAKE, {"full_name": "Also offline"}, case_id=drop)
+    # An envelope sealed in the millisecond of the revocation counts as after it (refused):
+    # let the clock move on, as it would between sealing offline and a revocation.
+    time.sleep(0.005)
     devices_service.revoke(ion.device_id)
     after = ion.seal(INTAKE, {"full_name": "After revocation"})
 

@@ -68,6 +68,7 @@ def test_pull_sends_the_stored_officer_view_and_projects_rows_without_one(world)
     projected = caseload.project(case, "officer")
     assert stored["cases"] == [projected]
     assert json.loads(case.officer_view) == projected
+    view_hlc = case.officer_view_hlc
     assert stored["cases"][0]["properties"]["address"]["value"] == "Str. Mică 3"
 
     db.session.execute(text("UPDATE cases SET officer_view = NULL, officer_view_hlc = NULL"))
@@ -75,6 +76,16 @@ def test_pull_sends_the_stored_officer_view_and_projects_rows_without_one(world)
     legacy = world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json
     assert legacy["cases"] == stored["cases"]
     assert legacy["server_hlc"] >= stored["cases"][0]["properties"]["address"]["hlc"]
+
+    # Views written by earlier versions had "seq" elsewhere: the order of members is no
+    # difference, and such a view is sent as it is.
+    db.session.execute(text("UPDATE cases SET officer_view = :view, officer_view_hlc = :hlc"),
+                       {"view": json.dumps(dict(reversed(list(projected.items())))),
+                        "hlc": view_hlc})
+    db.session.commit()
+    assert casestore.rebuild().differences == {}
+    assert world.get("/api/v1/sync/pull?cursor=0", headers=ion.auth).json["cases"] == \
+        stored["cases"]
 
     db.session.execute(text("UPDATE cases SET officer_view = '{\"case_id\": \"stale\"}'"))
     db.session.commit()
