@@ -31,6 +31,25 @@ from fieldsync.extensions import db
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _READ_ONLY: ContextVar[bool] = ContextVar("fieldsync_read_only", default=False)
+_NO_SYNC: ContextVar[bool] = ContextVar("fieldsync_no_sync", default=False)
+
+
+@contextmanager
+def unsynced_commits() -> Iterator[None]:
+    """Transactions that begin inside commit without waiting for the disk (SQLite
+    ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``).
+
+    Only for writes that no answer acknowledges on their own, such as storing a push's
+    envelopes before they are processed: a crash of the server process loses nothing (the
+    commit is in the log), and after a power loss the last such commits may be gone, but the
+    tablet got no receipt for them and still has them. Every later synchronous commit makes
+    them durable with itself: both databases write their log in order and flush all of it.
+    """
+    token = _NO_SYNC.set(True)
+    try:
+        yield
+    finally:
+        _NO_SYNC.reset(token)
 
 
 @contextmanager
@@ -95,9 +114,22 @@ def update_rows(model: type, rows: list[dict[str, Any]]) -> None:
         for row in rows])
 
 
+FULL_SYNC = "PRAGMA synchronous=FULL"
+#: What a transaction may have changed on its SQLite connection, and how to undo it.
+RESETS = (("fieldsync_query_only", "PRAGMA query_only=OFF"), ("fieldsync_no_sync", FULL_SYNC))
+
+
 def configure_engine(app: Flask) -> None:
-    """Turn on WAL, foreign keys and a busy timeout for SQLite connections."""
+    """Turn on WAL, foreign keys and a busy timeout for SQLite connections; on every
+    database, honour :func:`unsynced_commits`."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            server = db.engine
+
+        @event.listens_for(server, "begin")
+        def _postgresql_begin(connection) -> None:  # type: ignore[no-untyped-def]
+            if _NO_SYNC.get():  # for this transaction only
+                connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         return
     busy_ms = int(float(app.config["SQLITE_BUSY_TIMEOUT"]) * 1000)
     with app.app_context():
@@ -111,8 +143,9 @@ def configure_engine(app: Flask) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # FULL, not NORMAL: in WAL mode NORMAL may roll back the last commits on power loss,
-        # and a receipt tells the tablet it may delete its copy.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # and a receipt tells the tablet it may delete its copy (see unsynced_commits for the
+        # one exception).
+        cursor.execute(FULL_SYNC)
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
@@ -131,6 +164,9 @@ def configure_engine(app: Flask) -> None:
         except sqlite3.OperationalError as exc:  # as SQLite's own timeout would be reported
             raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         try:
+            if _NO_SYNC.get():  # outside the transaction; finish() puts FULL back
+                connection.info["fieldsync_no_sync"] = True
+                connection.exec_driver_sql("PRAGMA synchronous=NORMAL")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             lock.release(connection.connection.dbapi_connection)
@@ -148,14 +184,18 @@ def configure_engine(app: Flask) -> None:
             try:
                 if connection.info.pop("fieldsync_query_only", False):
                     dbapi_connection.execute("PRAGMA query_only=OFF")
+                if connection.info.pop("fieldsync_no_sync", False):
+                    dbapi_connection.execute(FULL_SYNC)
             finally:
                 lock.release(dbapi_connection)
 
     def returned(dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
-        if record is not None and record.info.pop("fieldsync_query_only", False) \
-                and dbapi_connection is not None:
-            try:  # a read-only transaction the pool rolled back: the next one may write
-                dbapi_connection.execute("PRAGMA query_only=OFF")
+        resets = [statement for key, statement in RESETS
+                  if record is not None and record.info.pop(key, False)]
+        if resets and dbapi_connection is not None:
+            try:  # a transaction the pool rolled back: the next one may write, durably
+                for statement in resets:
+                    dbapi_connection.execute(statement)
             except sqlite3.Error:
                 record.invalidate()
         lock.release(dbapi_connection)  # never leave the lock with a pooled or closed connection

@@ -34,7 +34,13 @@ from fieldsync.core.forms.engine import validate
 from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
-from fieldsync.database import end_transaction, insert_rows, read_only, update_rows
+from fieldsync.database import (
+    end_transaction,
+    insert_rows,
+    read_only,
+    unsynced_commits,
+    update_rows,
+)
 from fieldsync.extensions import db
 from fieldsync.models import Device, StoredEnvelope, User, utcnow
 from fieldsync.services import casestore, keyring, sequence
@@ -92,24 +98,28 @@ def push(device: Device, items: list[str]) -> list[Result]:
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, str]] = []
     batch = ReceiveBatch.for_items(items, device)
-    batch.load_stored()
-    for index, text in enumerate(items):
-        try:
-            outcome = receive(device, text, batch)
-        except Rejected as exc:
-            results[index] = Result(index, "rejected", code=exc.code, detail=exc.detail,
-                                    errors=exc.errors)
-            continue
-        if isinstance(outcome, Result):
-            outcome.index = index
-            results[index] = outcome
-        elif outcome in first_index:
-            repeats.append((index, outcome))  # the same envelope twice in one batch
-        else:
-            first_index[outcome] = index
-    batch.store_new()
-    device.last_seen_at = utcnow()
-    end_transaction()  # durable before anything is opened
+    # The receive transaction: committed before anything is opened, so that a crash of this
+    # process loses no stored envelope, but not flushed to disk on its own: no receipt
+    # depends on it alone, and the processing commit below flushes it with itself.
+    with unsynced_commits():
+        batch.load_stored()
+        for index, text in enumerate(items):
+            try:
+                outcome = receive(device, text, batch)
+            except Rejected as exc:
+                results[index] = Result(index, "rejected", code=exc.code, detail=exc.detail,
+                                        errors=exc.errors)
+                continue
+            if isinstance(outcome, Result):
+                outcome.index = index
+                results[index] = outcome
+            elif outcome in first_index:
+                repeats.append((index, outcome))  # the same envelope twice in one batch
+            else:
+                first_index[outcome] = index
+        batch.store_new()
+        device.last_seen_at = utcnow()
+        end_transaction()
     lookups = BatchLookups(devices={device.id: device})
     with read_only():  # a form version not yet cached is read without the write lock
         prepared = {sid: prepare(batch.envelope(items[i]), device, lookups)

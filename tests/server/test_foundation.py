@@ -338,3 +338,34 @@ def test_sqlite_read_only_transactions_do_not_wait_for_the_writer_and_cannot_wri
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+def test_only_unsynced_transactions_commit_without_flushing_the_log(app) -> None:
+    """The receive transaction of a push commits without waiting for the disk; every other
+    transaction, and the next one on the same connection, still flushes (a receipt promises
+    that the write survives a power loss)."""
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    flushed, unflushed = (2, 1) if sqlite else ("on", "off")  # FULL / NORMAL on SQLite
+
+    def setting() -> object:
+        query = "PRAGMA synchronous" if sqlite else "SHOW synchronous_commit"
+        return db.session.scalar(text(query))
+
+    with app.app_context():
+        try:
+            assert setting() == flushed
+            db.session.commit()
+            with database.unsynced_commits():
+                db.session.execute(text("INSERT INTO counters (name, value) VALUES ('u', 1)"))
+                assert setting() == unflushed
+                db.session.commit()
+            assert setting() == flushed
+            db.session.commit()
+            with database.unsynced_commits():
+                assert setting() == unflushed
+                db.session.rollback()
+            assert setting() == flushed
+            assert db.session.scalar(text("SELECT value FROM counters WHERE name = 'u'")) == 1
+            db.session.rollback()
+        finally:
+            db.session.remove()
