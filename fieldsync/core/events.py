@@ -333,10 +333,16 @@ def is_json(value: Any) -> bool:
     kind = type(value)  # exact types first: the common case, without isinstance chains
     if kind in _PLAIN_TYPES:
         return True
-    if kind is dict:
-        return all(type(k) is str and is_json(v) for k, v in value.items()) or _is_json(value)
+    if kind is dict:  # loops, not all(<generator>): called for every operation of every merge
+        for k, v in value.items():
+            if type(k) is not str or (type(v) not in _PLAIN_TYPES and not is_json(v)):
+                return _is_json(value)
+        return True
     if kind is list:
-        return all(is_json(v) for v in value)
+        for v in value:
+            if type(v) not in _PLAIN_TYPES and not is_json(v):
+                return False
+        return True
     return _is_json(value)
 
 

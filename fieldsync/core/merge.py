@@ -58,6 +58,8 @@ __all__ = [
 
 _KIND_OF_POLICY = {"lww": "set", "manual": "set", "server": "set", "append": "append",
                    "sum": "add"}
+_POLICY_OF_KIND = {"append": "append", "add": "sum"}
+_RANK = {label: rank for rank, label in enumerate(SENSITIVITIES)}
 
 
 class HeldReason(StrEnum):
@@ -92,10 +94,11 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, _Record):
         return value.to_dict()
+    # Scalars are tested inline below: the state of a case has thousands of them.
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [v if type(v) in _SCALARS else _plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _plain(v) for k, v in value.items()}
     if isinstance(value, StrEnum):
         return str(value)
     return value
@@ -113,8 +116,12 @@ class Provenance(_Record):
         return cls(event.id, event.device_id, event.user_id, event.hlc)
 
     def to_dict(self) -> dict[str, Any]:  # the generic one, spelt out: called most often
-        return {"event_id": _plain(self.event_id), "device_id": _plain(self.device_id),
-                "user_id": _plain(self.user_id), "hlc": _plain(self.hlc)}
+        event_id, device_id, user_id, hlc = self.event_id, self.device_id, self.user_id, self.hlc
+        if type(event_id) is type(device_id) is type(user_id) is type(hlc) is str:
+            return {"event_id": event_id, "device_id": device_id, "user_id": user_id,
+                    "hlc": hlc}
+        return {"event_id": _plain(event_id), "device_id": _plain(device_id),
+                "user_id": _plain(user_id), "hlc": _plain(hlc)}
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,9 @@ class LogEntry(_Record):
     provenance: Provenance
 
     def to_dict(self) -> dict[str, Any]:
-        return {"entry_id": _plain(self.entry_id), "value": _plain(self.value),
+        entry_id, value = self.entry_id, self.value
+        return {"entry_id": entry_id if type(entry_id) is str else _plain(entry_id),
+                "value": value if type(value) in _SCALARS else _plain(value),
                 "provenance": self.provenance.to_dict()}
 
 
@@ -159,9 +168,16 @@ class PropertyState(_Record):
     count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": _plain(self.value), "policy": _plain(self.policy),
-                "sensitivity": _plain(self.sensitivity), "provenance": self.provenance.to_dict(),
-                "conflict_id": _plain(self.conflict_id), "count": _plain(self.count)}
+        value, policy, sensitivity = self.value, self.policy, self.sensitivity
+        conflict, count = self.conflict_id, self.count
+        scalars = _SCALARS
+        return {"value": value if type(value) in scalars else _plain(value),
+                "policy": policy if type(policy) in scalars else _plain(policy),
+                "sensitivity": sensitivity if type(sensitivity) in scalars
+                else _plain(sensitivity),
+                "provenance": self.provenance.to_dict(),
+                "conflict_id": conflict if type(conflict) in scalars else _plain(conflict),
+                "count": count if type(count) in scalars else _plain(count)}
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,7 @@ class _Merge:
     def __init__(self, history: History) -> None:
         self.history = history
         self.events = history.events
+        self.keys = [e.key for e in self.events]  # (hlc, device_id, id), once per event
         self.anc = [history.ancestor_mask(i) for i in range(len(history))]
         self.prov = [Provenance.of(e) for e in self.events]
         self.held: list[tuple[tuple[str, str, str], int, HeldOp]] = []
@@ -270,17 +287,17 @@ class _Merge:
     def hold(self, pos: int, op_index: int, op: Any, reason: HeldReason) -> None:
         if not is_json(op):
             op = {"unreadable": repr(op)[:200]}
-        event = self.events[pos]
-        self.held.append((event.key, op_index, HeldOp(event.id, op_index, op, reason)))
+        self.held.append((self.keys[pos], op_index,
+                          HeldOp(self.events[pos].id, op_index, op, reason)))
 
     def key(self, write: _Write) -> tuple[str, str, str]:
-        return self.events[write.pos].key
+        return self.keys[write.pos]
 
     def run(self) -> CaseState:
         events, anc = self.events, self.anc
         creates = [i for i, e in enumerate(events)
                    if any(isinstance(op, dict) and op.get("type") == "create" for op in e.ops)]
-        genesis = min(creates, key=lambda i: events[i].key) if creates else None
+        genesis = min(creates, key=self.keys.__getitem__) if creates else None
         create_mask = sum(1 << i for i in creates)
         status_writes: dict[int, _Write] = {}
         pending: list[tuple[int, int, dict[str, Any], str, str, Any]] = []
@@ -356,7 +373,7 @@ class _Merge:
     def _apply_properties(self, pending: list[tuple[int, int, dict[str, Any], str, str, Any]],
                           closer_mask: int | None, genesis: int | None,
                           properties: dict[str, PropertyState]) -> None:
-        events = self.events
+        events, keys = self.events, self.keys
         live = []
         for item in pending:
             pos, k, op = item[0], item[1], item[2]
@@ -372,11 +389,11 @@ class _Merge:
         for pos, k, op, kind, prop, _ in live:
             if prop in RESERVED or kind == "resolve":
                 continue
-            policy = {"append": "append", "add": "sum"}.get(kind) or op.get("policy") or "lww"
-            order = (events[pos].key, k)
+            policy = _POLICY_OF_KIND.get(kind) or op.get("policy") or "lww"
+            order = (keys[pos], k)
             if prop not in declared or declared[prop][0] < order:
                 declared[prop] = (order, policy)
-            rank = SENSITIVITIES.index(op.get("sensitivity") or DEFAULT_SENSITIVITY)
+            rank = _RANK[op.get("sensitivity") or DEFAULT_SENSITIVITY]
             sensitivity[prop] = max(sensitivity.get(prop, 0), rank)
         registers: dict[str, dict[int, _Write]] = {}
         entries: dict[str, list[tuple[int, int, Any]]] = {}
@@ -399,7 +416,7 @@ class _Merge:
             label = "public" if prop in RESERVED else SENSITIVITIES[sensitivity[prop]]
             self._register(prop, policy, label, writes, properties)
         for prop, items in entries.items():
-            items.sort(key=lambda e: (events[e[0]].key, e[1]))
+            items.sort(key=lambda e: (keys[e[0]], e[1]))
             policy = declared[prop][1]
             label = SENSITIVITIES[sensitivity[prop]]
             last = self.prov[items[-1][0]]
