@@ -199,6 +199,31 @@ def test_stored_but_unprocessed_envelopes_are_finished_exactly_once(world) -> No
     assert db.session.scalar(select(func.count()).select_from(CaseEvent)) == 1
 
 
+def test_an_envelope_refused_when_processed_keeps_its_reason_and_may_succeed_later(
+        world) -> None:
+    """Processing refuses an update of a case the server does not have: the stored envelope
+    says why; pushed again once the case exists, it is applied and the reason cleared."""
+    ion = enrol(world, "ion")
+    case_id = str(uuid.uuid4())
+    intake = ion.seal(INTAKE, {"full_name": "L"}, case_id=case_id)  # sealed offline, then
+    update = ion.seal(UPDATE, {"hours": 2}, case_id=case_id)  # pushed in the wrong order
+    refused = ion.push_one(update)
+    assert (refused["status"], refused["code"]) == ("rejected", "unknown_case")
+    row = db.session.get(StoredEnvelope, refused["submission_id"])
+    assert (row.state, row.reject_code) == ("rejected", "unknown_case")
+    assert row.reject_detail["detail"].startswith(f"no case {case_id}")
+    assert row.processed_at is not None and row.receipt is None
+    db.session.rollback()
+
+    assert ion.push_one(intake)["status"] == "accepted"
+    again = ion.push_one(update)
+    assert again["status"] == "accepted" and again["receipt"], again
+    db.session.expire_all()
+    row = db.session.get(StoredEnvelope, refused["submission_id"])
+    assert (row.state, row.reject_code, row.reject_detail) == ("accepted", None, None)
+    assert db.session.get(Case, case_id).revision == 2
+
+
 def test_a_starting_worker_leaves_envelopes_in_flight_to_their_request(world, app,
                                                                        monkeypatch) -> None:
     """A gunicorn worker starting beside serving siblings must not take a push's envelopes
