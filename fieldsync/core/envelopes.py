@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -389,14 +390,22 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _strict_json(data: bytes, what: str) -> Any:
-    """Parse UTF-8 JSON; duplicate keys, NaN and Infinity are errors."""
+    """Parse UTF-8 JSON; duplicate keys, NaN and Infinity are errors, and so is a ``\\u``
+    escape of half a surrogate pair (no text can hold it: storing it would fail)."""
     try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_unique_object,
-            parse_constant=_reject_constant,
-        )
+        text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_unique_object,
+                           parse_constant=_reject_constant)
+        if _SURROGATE_ESCAPE.search(text):  # rare: pairs are fine, a lone half is not
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raise MalformedEnvelope(f"{what} is not valid JSON: a \\u escape of a lone "
+                                "surrogate (half of a UTF-16 pair) is not text") from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedEnvelope(f"{what} is not valid JSON: {exc}") from None
 

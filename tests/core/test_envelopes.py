@@ -388,6 +388,31 @@ def test_payload_that_is_not_an_object_is_malformed(
         open_envelope(envelope, ring.private_key)
 
 
+@pytest.mark.parametrize(("escaped", "opened"), [
+    ('"A\\ud800B"', None),  # a lone high half: no text can hold it
+    ('"\\udc00"', None),  # a lone low half
+    ('"\\ud83d\\ude00"', "\U0001F600"),  # a pair: one character, fine
+    ('"\\\\ud800"', "\\ud800"),  # an escaped backslash, then plain letters
+])
+def test_payload_escaping_half_a_surrogate_pair_is_malformed(
+    ring: KeyRing, escaped: str, opened: str | None
+) -> None:
+    """json.loads accepts a lone surrogate escape, but the text cannot be stored (UTF-8):
+    such a payload must be refused as malformed, not fail later in the database."""
+    recipient = ring.current_key("x25519")
+    header = EnvelopeHeader.from_bytes(
+        canonical_json({**_header_dict(), "key_id": recipient.key_id}))
+    plaintext = ('{"answers":{"full_name":' + escaped + "}}").encode("ascii")
+    ciphertext = hpke_suite("x25519").encrypt(
+        plaintext, recipient.public_key, info=INFO_PREFIX + header.to_bytes())
+    envelope = Envelope(header, ciphertext, b"\x00" * 64)
+    if opened is None:
+        with pytest.raises(MalformedEnvelope, match="lone surrogate"):
+            open_envelope(envelope, ring.private_key)
+    else:
+        assert open_envelope(envelope, ring.private_key)["answers"]["full_name"] == opened
+
+
 # -- the documented layout -------------------------------------------------------------------
 
 

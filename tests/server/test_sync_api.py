@@ -130,3 +130,28 @@ def test_a_pull_is_answered_while_a_push_holds_the_write_locks(world) -> None:
             other.rollback()
     [case] = ion.cases.values()
     assert case["properties"]["name"]["value"] == "Ana Lup"
+
+
+def test_a_payload_with_half_a_surrogate_pair_is_refused_and_blocks_nothing(
+        world, monkeypatch) -> None:
+    """A tablet (or an attacker with a device key) can escape a lone surrogate in the JSON it
+    seals; no text column can store it. It is refused as malformed, and the rest of the batch
+    goes through (it used to fail the whole push with a 500, and stay stuck for recovery)."""
+    import json
+    import uuid
+
+    from fieldsync.core import envelopes
+    from fieldsync.extensions import db
+    from fieldsync.models import StoredEnvelope
+
+    ion = enrol(world, "ion")
+    monkeypatch.setattr(envelopes, "canonical_json", lambda value: json.dumps(
+        value, sort_keys=True, separators=(",", ":")).encode())  # ASCII, with \u escapes
+    broken = ion.seal(INTAKE, {"full_name": "A\ud800B"}, case_id=str(uuid.uuid4()))
+    monkeypatch.undo()
+    fine = ion.seal(INTAKE, {"full_name": "Ana"}, case_id=str(uuid.uuid4()))
+    results = ion.push(broken, fine)
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("rejected", "malformed_envelope"), ("accepted", None)]
+    assert "lone surrogate" in results[0]["detail"]
+    assert db.session.get(StoredEnvelope, results[0]["submission_id"]).state == "rejected"
