@@ -7,6 +7,7 @@ from typing import Any
 from flask import request
 from marshmallow import Schema
 
+from fieldsync.core.canonical import LONE_SURROGATE, has_lone_surrogate
 from fieldsync.errors import MalformedRequest
 
 
@@ -16,6 +17,8 @@ def read_json() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         raise MalformedRequest("the body is not valid JSON")
+    if has_lone_surrogate(request.get_data(as_text=True), body):
+        raise MalformedRequest(f"the body is not valid JSON: {LONE_SURROGATE}")
     return body
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fieldsync.core.canonical import canonical_json
+from fieldsync.core.canonical import LONE_SURROGATE, canonical_json, has_lone_surrogate
 from fieldsync.core.hlc import InvalidTimestamp, Timestamp, check_node, parse_timestamp
 from fieldsync.core.keys import (
     SIGNATURE_LENGTH,
@@ -390,9 +389,6 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
 def _strict_json(data: bytes, what: str) -> Any:
     """Parse UTF-8 JSON; duplicate keys, NaN and Infinity are errors, and so is a ``\\u``
     escape of half a surrogate pair (no text can hold it: storing it would fail)."""
@@ -400,14 +396,11 @@ def _strict_json(data: bytes, what: str) -> Any:
         text = data.decode("utf-8")
         value = json.loads(text, object_pairs_hook=_unique_object,
                            parse_constant=_reject_constant)
-        if _SURROGATE_ESCAPE.search(text):  # rare: pairs are fine, a lone half is not
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        raise MalformedEnvelope(f"{what} is not valid JSON: a \\u escape of a lone "
-                                "surrogate (half of a UTF-16 pair) is not text") from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedEnvelope(f"{what} is not valid JSON: {exc}") from None
+    if has_lone_surrogate(text, value):
+        raise MalformedEnvelope(f"{what} is not valid JSON: {LONE_SURROGATE}")
+    return value
 
 
 def _check_header(header: EnvelopeHeader) -> None:

@@ -126,6 +126,11 @@ def test_resolution_errors_change_nothing(world, reviewer) -> None:
     assert unknown.status_code == 404
     not_json = world.post(url, data="value=low", headers=reviewer)
     assert not_json.status_code == 400 and not_json.json["code"] == "malformed_request"
+    # A reason no text column can hold (half a surrogate pair) is refused up front, not a 500.
+    lone = world.post(url, data='{"value": "low", "reason": "ok \\ud800"}',
+                      headers={**reviewer, "Content-Type": "application/json"})
+    assert (lone.status_code, lone.json["code"]) == (400, "malformed_request")
+    assert "lone surrogate" in lone.json["detail"]
 
     db.session.expire_all()
     assert db.session.get(Case, case_id).state == before
