@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -49,6 +50,17 @@ class EncodedJSON(str):
     """JSON text for a JSON column, encoded ahead of the write (see :func:`column_json`)."""
 
     __slots__ = ()
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON text of a merged case state or a projection of one, 5-10 times faster than
+    ``json.dumps`` (orjson). Non-ASCII characters are written as UTF-8. Only for values known
+    to be JSON: orjson would write NaN as null, and the merge never produces one (operations
+    with non-finite numbers are held, and a sum that overflows raises)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:  # what orjson refuses (e.g. a key that is not a string): as json does
+        return json.dumps(value, separators=(",", ":"))
 
 
 def column_json(value: Any) -> str:

@@ -9,7 +9,6 @@ Properties are projected by role: supervisors receive only ``public`` ones.
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +18,7 @@ from fieldsync.core.hlc import Timestamp, format_timestamp, wall_clock_millis
 from fieldsync.errors import Forbidden, InvalidInput
 from fieldsync.extensions import db
 from fieldsync.models import Case, ScopeTombstone, User
+from fieldsync.models.base import encode_json
 from fieldsync.services import forms as forms_service
 
 VISIBLE = {
@@ -104,7 +104,7 @@ def view_of(case: Any, role: str) -> tuple[str, str | None]:
 
 
 def view_text(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return encode_json(body)
 
 
 def newest_hlc(body: dict[str, Any]) -> str | None:

@@ -31,7 +31,7 @@ from fieldsync.database import insert_rows, update_rows
 from fieldsync.errors import FieldsyncError
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
-from fieldsync.models.base import EncodedJSON, column_json
+from fieldsync.models.base import EncodedJSON, encode_json
 from fieldsync.services import sequence
 from fieldsync.services.caseload import officer_view, officer_view_without_seq, with_seq
 
@@ -85,7 +85,7 @@ class Rendered:
     def of(cls, case_id: str, state: dict[str, Any]) -> Rendered:
         columns = columns_of(state)
         view, view_hlc = officer_view_without_seq(case_id, columns, state)
-        return cls(state, EncodedJSON(column_json(state)), columns, view, view_hlc)
+        return cls(state, EncodedJSON(encode_json(state)), columns, view, view_hlc)
 
 
 @dataclass
