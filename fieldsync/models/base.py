@@ -64,9 +64,9 @@ def encode_json(value: Any) -> str:
 
 
 def column_json(value: Any) -> str:
-    """The engines' JSON serializer: compact (no spaces after separators), ASCII escapes kept
-    so that a lone surrogate from a payload stays storable; :class:`EncodedJSON` as it is, so
-    that a large value can be encoded before the transaction that writes it."""
+    """The engines' JSON serializer: ``json.dumps`` without spaces after separators, and
+    :class:`EncodedJSON` as it is, so that a large value (a case state) can be encoded before
+    the transaction that writes it."""
     if type(value) is EncodedJSON:
         return value
     return json.dumps(value, separators=(",", ":"))
