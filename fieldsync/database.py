@@ -90,6 +90,31 @@ def end_transaction() -> None:
         session.expire_on_commit = previous
 
 
+def core(statement: Any, parameters: Any = None) -> Any:
+    """Execute a Core statement (no ORM entities) on the session's connection, in its
+    transaction: the session's ORM execution layer costs ~80 us per statement even for Core
+    ones (139 vs 58 us for the case-row preload). No autoflush: pending ORM objects are not
+    written first, so use it only where none are pending or none matter to the statement."""
+    return db.session.connection().execute(statement, parameters)
+
+
+_TABLE_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _table_statement(model: type, kind: str) -> Any:
+    key = (model.__name__, kind)
+    statement = _TABLE_STATEMENTS.get(key)
+    if statement is None:
+        table = model.__table__  # type: ignore[attr-defined]
+        if kind == "insert":
+            statement = table.insert()
+        else:  # update by primary key; the SET columns come from the parameters
+            statement = table.update().where(
+                *(column == bindparam(f"key_{column.name}") for column in table.primary_key))
+        _TABLE_STATEMENTS[key] = statement
+    return statement
+
+
 def insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
     """INSERT ``rows`` (column name -> value, the same columns in each) in one executemany.
 
@@ -98,7 +123,7 @@ def insert_rows(model: type, rows: list[dict[str, Any]]) -> None:
     objects are not flushed first: write the rows these depend on before, or with, them.
     """
     if rows:
-        db.session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+        core(_table_statement(model, "insert"), rows)
 
 
 def update_rows(model: type, rows: list[dict[str, Any]]) -> None:
@@ -106,10 +131,8 @@ def update_rows(model: type, rows: list[dict[str, Any]]) -> None:
     the columns to set (the same ones in each). Loaded ORM objects are not refreshed."""
     if not rows:
         return
-    table = model.__table__  # type: ignore[attr-defined]
-    keys = [column.name for column in table.primary_key]
-    statement = table.update().where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-    db.session.execute(statement, [
+    keys = [column.name for column in model.__table__.primary_key]  # type: ignore[attr-defined]
+    core(_table_statement(model, "update"), [
         {**{f"key_{k}": row[k] for k in keys}, **{c: v for c, v in row.items() if c not in keys}}
         for row in rows])
 

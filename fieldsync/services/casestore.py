@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
-from fieldsync.database import insert_rows, update_rows
+from fieldsync.database import core, insert_rows, update_rows
 from fieldsync.errors import FieldsyncError
 from fieldsync.extensions import db
 from fieldsync.models import Case, CaseEvent, Conflict, ScopeTombstone, User, utcnow
@@ -179,7 +179,7 @@ class CaseWriter:
         wanted = sorted(set(case_ids) - set(self._events))
         for start in range(0, len(wanted), PRELOAD_CHUNK):
             chunk = wanted[start:start + PRELOAD_CHUNK]
-            rows = {row["id"]: row for row in db.session.execute(
+            rows = {row["id"]: row for row in core(
                 _LOCK_CASES if lock else _READ_CASES, {"ids": chunk}).mappings()}
             events: dict[str, list[Event]] = {}
             for case_id in chunk:
@@ -192,7 +192,7 @@ class CaseWriter:
                 else:
                     events[case_id] = []
             if events:
-                for event in db.session.execute(_EVENTS_OF, {"ids": sorted(events)}):
+                for event in core(_EVENTS_OF, {"ids": sorted(events)}):
                     events[event.case_id].append(to_core_event(event))
                 self._events.update(events)
 

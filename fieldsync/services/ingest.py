@@ -35,6 +35,7 @@ from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
 from fieldsync.database import (
+    core,
     end_transaction,
     insert_rows,
     read_only,
@@ -405,7 +406,7 @@ def _process_once(submission_ids: list[str], prepared: dict[str, Prepared],
                   rehearsal: Rehearsal | None) -> dict[str, Result]:
     # Lock the envelope rows (in a fixed order): a second worker or the recovery job reaching
     # the same envelope waits here, then sees it accepted and answers ``duplicate``.
-    rows = list(db.session.execute(_LOCK_STORED, {"ids": submission_ids}))
+    rows = list(core(_LOCK_STORED, {"ids": submission_ids}))
     results: dict[str, Result] = {}
     rejected: list[dict[str, Any]] = []  # row updates, written with the accepted ones
     ready: list[tuple[Any, Incoming]] = []

@@ -8,18 +8,22 @@ a transaction: it serialises writers from that point to their commit.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 
+from fieldsync.database import core
 from fieldsync.extensions import db
 from fieldsync.models import Counter
 
-_RESERVE = (update(Counter).where(Counter.name == bindparam("counter"))
-            .values(value=Counter.value + bindparam("count")).returning(Counter.value))
+_COUNTERS = Counter.__table__
+_RESERVE = (_COUNTERS.update().where(_COUNTERS.c.name == bindparam("counter"))
+            .values(value=_COUNTERS.c.value + bindparam("count"))
+            .returning(_COUNTERS.c.value))
 
 
 def next_value(name: str, count: int = 1) -> int:
-    """Reserve ``count`` consecutive values and return the first of them."""
-    new_value = db.session.execute(_RESERVE, {"counter": name, "count": count}).scalar_one()
+    """Reserve ``count`` consecutive values and return the first of them (a Core statement:
+    a Counter object loaded in the session is not refreshed by it)."""
+    new_value = core(_RESERVE, {"counter": name, "count": count}).scalar_one()
     return int(new_value) - count + 1
 
 
