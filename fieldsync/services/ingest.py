@@ -340,12 +340,15 @@ def number_batch_intakes(prepared: dict[str, Prepared]) -> None:
     """Give the batch's valid intakes their case numbers in a short transaction of their own,
     so that they can be merged before the writing transaction like any other event. A number
     is used once: if its intake is refused after all, or the server stops first (the recovery
-    numbers the envelope again), the number is skipped."""
+    numbers the envelope again), the number is skipped. Committed without waiting for the disk
+    (``unsynced_commits``): only the processing commit, which flushes it too, makes a number
+    part of an answer; lost to a power cut before that, the number is simply given again."""
     intakes = [p.outcome for p in prepared.values()
                if isinstance(p.outcome, Incoming) and not p.outcome.complete]
     if intakes:
-        number_intakes(sorted(intakes, key=lambda i: (i.case_id, i.hlc, i.id)))
-        end_transaction()
+        with unsynced_commits():
+            number_intakes(sorted(intakes, key=lambda i: (i.case_id, i.hlc, i.id)))
+            end_transaction()
 
 
 def rehearse(prepared: dict[str, Prepared]) -> Rehearsal | None:
