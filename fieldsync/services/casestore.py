@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import BindParameter, bindparam, select
 
 from fieldsync.core.merge import CaseState, Event, HistoryError, merge
 from fieldsync.database import core, insert_rows, update_rows
@@ -325,7 +325,7 @@ EVENT_COLUMNS = (CaseEvent.id, CaseEvent.case_id, CaseEvent.parents, CaseEvent.h
 
 # The statements of every push, built once: building a statement and its cache key costs
 # ~50-70 us, a dozen times per push. ``ids`` is an expanding IN parameter.
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _READ_CASES = select(*ROW_COLUMNS).where(Case.id.in_(_IDS)).order_by(Case.id)
 _LOCK_CASES = _READ_CASES.with_for_update()
 _EVENTS_OF = select(*EVENT_COLUMNS).where(CaseEvent.case_id.in_(_IDS))
