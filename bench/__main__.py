@@ -30,8 +30,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="records pushed to Kinto (default 2000: Kinto takes ~20 ms each)")
     parser.add_argument("--kinto-backends", default="memory,postgresql",
                         help="Kinto storage backends to run (default memory,postgresql)")
+    parser.add_argument("--kinto-threads", type=int, default=8,
+                        help="threads of Kinto's waitress server, its one process (default 8; "
+                             "independent of --threads, which is FieldSync's)")
     parser.add_argument("--clients", type=int, help="client processes pushing (default 8)")
-    parser.add_argument("--threads", type=int, default=8, help="server threads (default 8)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="FieldSync server threads, per worker with gunicorn (default 8)")
     parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress",
                         help="WSGI server (gunicorn must be installed)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")

@@ -178,7 +178,7 @@ def ingest(report: Report, backend: str, args: argparse.Namespace, workdir: Path
     plan = build_plan(org, args.n, args.cases, seed=args.seed)
     subset = plan.submissions[:args.kinto_n]
     owner = {c.case_id: c.officer for c in plan.cases}
-    kinto = Kinto(backend, workdir, args.threads)
+    kinto = Kinto(backend, workdir, args.kinto_threads)
     try:
         kinto.start()
         kinto.create_collections(sorted({collection(owner[s.case_id]) for s in subset}))
@@ -227,7 +227,7 @@ def pull(report: Report, args: argparse.Namespace, workdir: Path) -> dict[int, f
     from bench.pull import CASELOAD, IN_SCOPE, OUT_OF_SCOPE, label
 
     rng = random.Random(args.seed)
-    kinto = Kinto("postgresql", workdir, args.threads)
+    kinto = Kinto("postgresql", workdir, args.kinto_threads)
     medians: dict[int, float] = {}
     try:
         kinto.start()
