@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import bindparam, event, text
+from sqlalchemy import BindParameter, bindparam, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -88,6 +88,11 @@ def end_transaction() -> None:
         session.commit()
     finally:
         session.expire_on_commit = previous
+
+
+#: The expanding ``IN (...)`` parameter of the statements built once at import:
+#: ``core(statement, {"ids": [...]})``.
+IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 
 
 def core(statement: Any, parameters: Any = None) -> Any:

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fieldsync.core import envelopes as env
@@ -35,6 +35,7 @@ from fieldsync.core.forms.model import FormDefinition
 from fieldsync.core.hlc import InvalidTimestamp, parse_timestamp, wall_clock_millis
 from fieldsync.core.receipts import sign_receipt
 from fieldsync.database import (
+    IDS,
     core,
     end_transaction,
     insert_rows,
@@ -394,14 +395,13 @@ def retryable(exc: DBAPIError) -> bool:
 
 
 # Built once (a statement costs ~50 us to build per use); ``ids`` is an expanding IN list.
-_STORED = select(StoredEnvelope).where(
-    StoredEnvelope.submission_id.in_(bindparam("ids", expanding=True)))
+_STORED = select(StoredEnvelope).where(StoredEnvelope.submission_id.in_(IDS))
 #: What processing reads of the envelopes it locks: plain rows, as locked (not as received),
 #: with no ORM object to load and track (that cost ~2 ms per push under the locks).
 _LOCK_STORED = (select(StoredEnvelope.submission_id, StoredEnvelope.device_id,
                        StoredEnvelope.digest, StoredEnvelope.raw, StoredEnvelope.state,
                        StoredEnvelope.receipt)
-                .where(StoredEnvelope.submission_id.in_(bindparam("ids", expanding=True)))
+                .where(StoredEnvelope.submission_id.in_(IDS))
                 .order_by(StoredEnvelope.submission_id).with_for_update())
 
 
