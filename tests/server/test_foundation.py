@@ -28,7 +28,7 @@ def test_healthz_reports_reachable_database(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {
-        "status": "ok", "database": "reachable", "schema": "0003", "schema_current": True,
+        "status": "ok", "database": "reachable", "schema": "0004", "schema_current": True,
     }
 
 
@@ -77,11 +77,11 @@ def test_migrations_apply_from_empty_and_are_idempotent(empty_database_url, tmp_
     with app.app_context():
         try:
             assert database.current_revision(db.engine) is None
-            assert database.upgrade(db.engine) == (None, "0003")
+            assert database.upgrade(db.engine) == (None, "0004")
             tables = set(inspect(db.engine).get_table_names())
             assert {"users", "services", "sites", "cases", "case_events", "envelopes",
                     "devices", "form_versions", "audit_log", "conflicts"} <= tables
-            assert database.upgrade(db.engine) == ("0003", "0003")
+            assert database.upgrade(db.engine) == ("0004", "0004")
             with db.engine.connect() as conn:
                 counters = dict(conn.execute(text("SELECT name, value FROM counters")).all())
             assert counters == {"sync": 0, "received": 0, "case_number": 0}
@@ -127,7 +127,7 @@ def cli_env(monkeypatch, app_config):
 def test_cli_init_and_users(cli_env) -> None:
     result = cli_env.invoke(cli, ["init", "--demo"])
     assert result.exit_code == 0, result.output
-    assert "schema is current (0003)" in result.output
+    assert "schema is current (0004)" in result.output
     assert "demo data loaded" in result.output
 
     result = cli_env.invoke(cli, ["users", "add", "elena.dobre", "--role", "officer",
@@ -205,7 +205,7 @@ def test_serve_initialises_a_new_database_and_answers_healthz(tmp_path) -> None:
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
-    assert "schema upgraded from empty to 0003" in output
+    assert "schema upgraded from empty to 0004" in output
     assert f"FieldSync listening on http://127.0.0.1:{port}" in output
     assert "log in: admin / " in output
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fieldsync.core.receipts import verify_receipt
 from tests.server.support import INTAKE, UPDATE, enrol
 
@@ -155,3 +157,56 @@ def test_a_payload_with_half_a_surrogate_pair_is_refused_and_blocks_nothing(
         ("rejected", "malformed_envelope"), ("accepted", None)]
     assert "lone surrogate" in results[0]["detail"]
     assert db.session.get(StoredEnvelope, results[0]["submission_id"]).state == "rejected"
+
+
+def test_a_device_whose_key_on_record_is_broken_has_every_envelope_refused(world) -> None:
+    """The pushing device's key is decoded once per batch; a key on record that is not a
+    P-256 point (a damaged row) refuses each envelope of the batch as a bad signature, stores
+    nothing as accepted, and a push after the key is restored goes through."""
+    import uuid
+
+    from fieldsync.extensions import db
+    from fieldsync.models import Case, Device
+
+    ion = enrol(world, "ion")
+    texts = [ion.seal(INTAKE, {"full_name": f"P {k}"}, case_id=str(uuid.uuid4()))
+             for k in range(3)]
+    device = db.session.get(Device, ion.device_id)
+    good_key = device.public_key
+    device.public_key = "AAAA"
+    db.session.commit()
+    results = ion.push(*texts)
+    assert [(r["status"], r["code"]) for r in results] == [("rejected", "bad_signature")] * 3
+    assert all("public key on record is not valid" in r["detail"] for r in results)
+    assert db.session.query(Case).count() == 0
+
+    device = db.session.get(Device, ion.device_id)
+    device.public_key = good_key
+    db.session.commit()
+    fresh = [ion.seal(INTAKE, {"full_name": f"Q {k}"}, case_id=str(uuid.uuid4()))
+             for k in range(2)]
+    assert [r["status"] for r in ion.push(*fresh)] == ["accepted", "accepted"]
+
+
+@pytest.mark.postgres_only
+def test_large_case_values_are_stored_lz4_compressed_on_postgresql(world) -> None:
+    """Migration 0004: a case state, its officer view, an event's operations and an envelope
+    over PostgreSQL's compression threshold are written with lz4 (pglz cost about a third of
+    the database's CPU in the ingest benchmark), and read back unchanged."""
+    from sqlalchemy import text
+
+    from fieldsync.extensions import db
+
+    ion = enrol(world, "ion")
+    address = "Strada Lungă 1, bloc A, scara 2, apartament 14, Brașov. " * 60  # ~3.4 kB
+    result = ion.push_one(ion.seal(INTAKE, {"full_name": "Ana Lup", "address": address}))
+    assert result["status"] == "accepted", result
+    row = db.session.execute(text(
+        "SELECT pg_column_compression(c.state), pg_column_compression(c.officer_view), "
+        "pg_column_compression(e.ops), c.state -> 'properties' -> 'address' ->> 'value' "
+        "FROM cases c JOIN case_events e ON e.case_id = c.id")).one()
+    assert row[:3] == ("lz4", "lz4", "lz4")
+    assert row[3] == address
+    ion.pull()
+    [case] = ion.cases.values()
+    assert case["properties"]["address"]["value"] == address
