@@ -143,6 +143,12 @@ def run(report: Report, backend: str, settings: Settings, *, keep: bool = False
                    "the rest of the machine: database server, OS")
         report.add(f"{prefix}.machine_busy", 100 * busy / max(wall_cores, 1e-9), "%",
                    f"of {os.cpu_count()} cores during the timed window")
+        # The rate this CPU cost per submission allows if no core ever idled (no waiting for
+        # SQLite's one writer, for the network, for a client): what CPU alone limits us to.
+        cores = os.cpu_count() or 1
+        report.add(f"{prefix}.cpu_bound_rate", accepted * cores / max(busy, 1e-9), "sub/s",
+                   f"{cores} cores / {1000 * busy / max(1, accepted):.2f} ms of CPU per "
+                   "submission (server, clients, database, OS)")
         counts = check_store(store)
         report.add(f"{prefix}.conflicts_opened", counts["conflicts"], "conflicts",
                    f"{plan.pairs} concurrent pairs planned")

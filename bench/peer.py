@@ -357,6 +357,15 @@ def run(report: Report, args: argparse.Namespace) -> None:
             report.add(f"peer.ingest.fieldsync_{ours}_over_kinto_{theirs}", mine / rates[theirs],
                        "x", f"target >= 20x; FieldSync seals, verifies, validates and merges, "
                        f"{PLAIN.lower()}")
+            # 20x the peer against what opening the envelopes alone allows in one process:
+            # above 1, the target is out of reach even for a server that only decrypts.
+            floor = report.get(f"ingest.{ours}.crypto_floor_per_s")
+            if floor:
+                report.add(f"peer.ingest.kinto_{theirs}_x20_over_crypto_floor_{ours}",
+                           20 * rates[theirs] / floor, "x",
+                           f"20 x {rates[theirs]:.0f} rec/s against {floor:.0f} env/s parsed, "
+                           "verified and opened with no HTTP and no database (> 1: 20x cannot "
+                           "be reached)")
     if since:
         from bench.pull import label
 
