@@ -443,7 +443,8 @@ class _Merge:
         frontier = self._frontier(writes)
         winner = frontier[-1]
         found = None
-        if policy == "manual" and len({_json(w.value) for w in frontier}) > 1:
+        if (policy == "manual" and len(frontier) > 1  # one write: nothing to disagree with
+                and len({_json(w.value) for w in frontier}) > 1):
             found = conflict_id(self.history.case_id, prop,
                                 (self.events[w.pos].id for w in frontier))
             self.conflicts.append(Conflict(found, prop, self._candidates(frontier),
