@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from bench.figures import Report, log
-from bench.stores import backends
+from bench.server import NO_GUNICORN, gunicorn_path
+from bench.stores import PG_ADMIN_URL, backends, pg_admin
 
 QUICK = {"n": 500, "devices": 20, "cases": 200, "pull_sizes": [1_000, 5_000],
          "rebuild_cases": 200, "kinto_n": 200, "clients": 4, "repeat": 10}
@@ -64,8 +65,33 @@ def ingest_settings(args: argparse.Namespace) -> Any:
                     seed=args.seed, quick=args.quick, gc_threshold=args.gc_threshold)
 
 
+#: The scenarios that start a FieldSync server (``--server``).
+SERVED = ("ingest", "pull", "all", "peer")
+
+
+def preflight(args: argparse.Namespace) -> str | None:
+    """What would stop the run, found before minutes of sealing: a missing gunicorn, an
+    unreachable PostgreSQL. None if nothing."""
+    if args.server == "gunicorn" and args.scenario in SERVED and gunicorn_path() is None:
+        return NO_GUNICORN
+    kinto_on_postgresql = (args.scenario in ("peer", "all")
+                           and "postgresql" in args.kinto_backends)
+    if "postgresql" in backends(args.db) or kinto_on_postgresql:
+        try:
+            pg_admin("SELECT 1")
+        except Exception as exc:  # psycopg's errors, and a malformed BENCH_POSTGRES_URL
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return (f"PostgreSQL not reachable at {PG_ADMIN_URL} ({first}); set "
+                    "BENCH_POSTGRES_URL, or run with --db sqlite")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    problem = preflight(args)
+    if problem is not None:
+        print(f"bench: {problem}", file=sys.stderr)
+        return 2
     report = Report(args={k: v for k, v in vars(args).items()})
     scenario = args.scenario
     try:

@@ -14,6 +14,14 @@ from pathlib import Path
 
 from bench.stores import Store
 
+NO_GUNICORN = ("gunicorn is not installed in this environment: pip install -e '.[workers]' "
+               "(or pip install gunicorn), or use --server waitress")
+
+
+def gunicorn_path() -> str | None:
+    """gunicorn's script beside this Python, or None."""
+    return shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -105,10 +113,9 @@ class Server:
 
     def command(self) -> list[str]:
         if self.kind == "gunicorn":
-            gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+            gunicorn = gunicorn_path()
             if gunicorn is None:
-                raise RuntimeError("gunicorn is not installed in this environment: "
-                                   "pip install gunicorn, or use --server waitress")
+                raise RuntimeError(NO_GUNICORN)
             # As docs/operations.md says: gunicorn's default (sync) workers for one thread
             # each; they close the connection after each answer, so every push goes to
             # whichever worker is free. (Threaded gthread workers keep client connections

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,32 @@ def test_quick_scenarios_print_their_figures() -> None:
     rebuild = run_bench("rebuild", "--rebuild-cases", "100")
     assert rebuild["rebuild.sqlite.cases_per_s"][1] == "cases/s"
     assert rebuild["rebuild.sqlite.differences"] == (0.0, "cases")
+
+
+def test_what_would_stop_a_run_is_said_in_one_line_before_any_work(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing gunicorn or an unreachable PostgreSQL ends the run at once with one line and
+    exit status 2, not with a traceback after minutes of sealing envelopes."""
+    import bench.__main__ as entry
+
+    monkeypatch.setattr(entry, "gunicorn_path", lambda: None)
+    assert entry.main(["ingest", "--quick", "--db", "sqlite", "--server", "gunicorn"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("bench: gunicorn is not installed") and err.count("\n") == 1
+    assert "--server waitress" in err
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nothing listens on
+    port = closed.getsockname()[1]
+    closed.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "ingest", "--quick", "--db", "postgresql"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT),
+             "BENCH_POSTGRES_URL": f"postgresql://postgres@127.0.0.1:{port}/postgres"})
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"bench: PostgreSQL not reachable at postgresql://postgres@"
+                                  f"127.0.0.1:{port}/postgres")
+    assert done.stderr.count("\n") == 1 and "--db sqlite" in done.stderr
