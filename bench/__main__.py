@@ -16,36 +16,65 @@ FULL = {"n": 50_000, "devices": 500, "cases": 20_000, "pull_sizes": [10_000, 100
         "rebuild_cases": 20_000, "kinto_n": 2_000, "clients": 8, "repeat": 50}
 
 
+KINTO_BACKENDS = ("memory", "postgresql")
+
+
+def positive(text: str) -> int:
+    """An integer of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def sizes(text: str) -> list[int]:
+    """Comma-separated positive integers, e.g. ``10000,100000``."""
+    return [positive(part.strip()) for part in text.split(",")]
+
+
+def kinto_backends(text: str) -> str:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(KINTO_BACKENDS))
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(KINTO_BACKENDS)}, not {text!r}")
+    return ",".join(chosen)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("scenario", choices=["ingest", "pull", "rebuild", "peer", "profile",
                                              "memory", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--n", type=int, help="submissions to ingest (default 50000)")
-    parser.add_argument("--devices", type=int, help="simulated devices (default 500)")
-    parser.add_argument("--cases", type=int, help="cases the ingest works on (default 20000)")
-    parser.add_argument("--pull-sizes", type=lambda s: [int(x) for x in s.split(",")],
+    parser.add_argument("--n", type=positive, help="submissions to ingest (default 50000)")
+    parser.add_argument("--devices", type=positive, help="simulated devices (default 500)")
+    parser.add_argument("--cases", type=positive, help="cases the ingest works on (default 20000)")
+    parser.add_argument("--pull-sizes", type=sizes,
                         help="case store sizes for the pull scenario (default 10000,100000)")
-    parser.add_argument("--rebuild-cases", type=int, help="cases to rebuild (default 20000)")
-    parser.add_argument("--kinto-n", type=int,
+    parser.add_argument("--rebuild-cases", type=positive, help="cases to rebuild (default 20000)")
+    parser.add_argument("--kinto-n", type=positive,
                         help="records pushed to Kinto (default 2000: Kinto takes ~20 ms each)")
-    parser.add_argument("--kinto-backends", default="memory,postgresql",
+    parser.add_argument("--kinto-backends", type=kinto_backends, default="memory,postgresql",
                         help="Kinto storage backends to run (default memory,postgresql)")
-    parser.add_argument("--kinto-threads", type=int, default=8,
+    parser.add_argument("--kinto-threads", type=positive, default=8,
                         help="threads of Kinto's waitress server, its one process (default 8; "
                              "independent of --threads, which is FieldSync's)")
-    parser.add_argument("--clients", type=int, help="client processes pushing (default 8)")
-    parser.add_argument("--threads", type=int, default=8,
+    parser.add_argument("--clients", type=positive, help="client processes pushing (default 8)")
+    parser.add_argument("--threads", type=positive, default=8,
                         help="FieldSync server threads, per worker with gunicorn (default 8)")
     parser.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress",
                         help="WSGI server (gunicorn must be installed)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--workers", type=positive, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--gc-threshold", type=int, default=0,
                         help="experiment: start the server with gc.set_threshold(N, 20, 20)")
     parser.add_argument("--profiler", choices=["pyinstrument", "cprofile", "none"],
                         default="pyinstrument",
                         help="profile scenario: the profiler (none: just the in-process rate)")
-    parser.add_argument("--repeat", type=int, help="pull requests timed per figure (default 50)")
+    parser.add_argument("--repeat", type=positive,
+                        help="pull requests timed per figure (default 50)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small smoke run (seconds)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")

@@ -82,3 +82,24 @@ def test_what_would_stop_a_run_is_said_in_one_line_before_any_work(
     assert done.stderr.startswith(f"bench: PostgreSQL not reachable at postgresql://postgres@"
                                   f"127.0.0.1:{port}/postgres")
     assert done.stderr.count("\n") == 1 and "--db sqlite" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--n", "-5"], "argument --n: must be at least 1, not -5"),
+    (["--clients", "0"], "argument --clients: must be at least 1, not 0"),
+    (["--workers", "0"], "argument --workers: must be at least 1, not 0"),
+    (["--n", "1.5"], "argument --n: not a whole number: '1.5'"),
+    (["--pull-sizes", "1000,0"], "argument --pull-sizes: must be at least 1, not 0"),
+    (["--kinto-backends", "memory,redis"], "argument --kinto-backends: expected a "
+                                           "comma-separated list of memory, postgresql"),
+])
+def test_a_bad_argument_is_refused_by_name(args: list[str], message: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Zero clients used to wait forever, zero workers for a minute, a negative N ended in
+    a traceback, an unknown Kinto backend after the whole FieldSync part of the run."""
+    import bench.__main__ as entry
+
+    with pytest.raises(SystemExit) as stopped:
+        entry.parse(["ingest", *args])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
