@@ -2,7 +2,7 @@
 """Set up and run FieldSync with nothing but Python 3.11+.
 
     python3 dev.py run     # virtual environment, demo database, server on http://127.0.0.1:8000
-    python3 dev.py test    # virtual environment, ruff, the whole test suite
+    python3 dev.py test    # virtual environment, ruff, mypy, the whole test suite
 
 Extra arguments after ``run`` go to ``fieldsync serve``; after ``test`` to pytest.
 The virtual environment lives in ``.venv`` and is rebuilt when ``pyproject.toml`` changes.
@@ -46,6 +46,9 @@ def test(args: list[str]) -> int:
     lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
     if lint:
         return lint
+    types = subprocess.call([str(BIN / "mypy")], cwd=ROOT)  # the packages in pyproject.toml
+    if types:
+        return types
     return subprocess.call([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT)
 
 

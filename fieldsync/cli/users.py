@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -29,7 +30,7 @@ def users_group() -> None:
 def add(ctx: CliContext, name: str, role: str, service: str | None, site: str | None,
         display_name: str, password_stdin: bool, no_password: bool) -> None:
     """Create user NAME. Prints a generated password unless told otherwise."""
-    password = click.get_text_stream("stdin").readline().rstrip("\n") if password_stdin else None
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     with ctx.app.app_context():
         created = users_service.add_user(
             name, role, service=service, site=site, display_name=display_name,
@@ -75,7 +76,7 @@ def list_(ctx: CliContext, as_json: bool) -> None:
 def passwd(ctx: CliContext, name: str, password_stdin: bool) -> None:
     """Set a new password for NAME (prompted, or read from stdin)."""
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
     with ctx.app.app_context():

@@ -58,8 +58,8 @@ def load(data_dir: str) -> dict[str, Any]:
         return read_credentials(data_dir)
     for code, name in SERVICES:
         users_service.add_service(code, name)
-    for code, name, service in SITES:
-        users_service.add_site(code, name, service)
+    for code, name, site_service in SITES:
+        users_service.add_site(code, name, site_service)
     credentials: dict[str, Any] = {}
     for username, role, service, site, display in USERS:
         created = users_service.add_user(

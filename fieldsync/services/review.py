@@ -181,10 +181,12 @@ def _field_for(case_id: str, prop: str) -> Field | None:
     """The form field that writes ``prop`` in the newest form version used on this case."""
     rows = db.session.execute(
         select(CaseEvent.form_id, CaseEvent.form_version)
-        .where(CaseEvent.case_id == case_id, CaseEvent.form_id.is_not(None))
+        .where(CaseEvent.case_id == case_id, CaseEvent.form_id.is_not(None),
+               CaseEvent.form_version.is_not(None))
         .distinct()
     ).all()
     for form_id, version in sorted(rows, key=lambda r: (r[1], r[0]), reverse=True):
+        assert form_id is not None and version is not None  # the query excludes them
         form = forms_service.compiled(form_id, version)
         if form is None:
             continue

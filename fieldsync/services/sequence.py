@@ -8,13 +8,15 @@ a transaction: it serialises writers from that point to their commit.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam
+from typing import cast
+
+from sqlalchemy import Table, bindparam
 
 from fieldsync.database import core
 from fieldsync.extensions import db
 from fieldsync.models import Counter
 
-_COUNTERS = Counter.__table__
+_COUNTERS = cast(Table, Counter.__table__)
 _RESERVE = (_COUNTERS.update().where(_COUNTERS.c.name == bindparam("counter"))
             .values(value=_COUNTERS.c.value + bindparam("count"))
             .returning(_COUNTERS.c.value))

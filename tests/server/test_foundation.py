@@ -369,3 +369,28 @@ def test_only_unsynced_transactions_commit_without_flushing_the_log(app) -> None
             db.session.rollback()
         finally:
             db.session.remove()
+
+
+def test_cli_passwords_read_from_stdin_are_the_ones_that_log_in(cli_env, client) -> None:
+    """``users add --password-stdin`` and ``users passwd --password-stdin`` take the first line
+    of standard input as the password, print no password, and the old one stops working."""
+    assert cli_env.invoke(cli, ["init", "--demo"]).exit_code == 0
+    added = cli_env.invoke(cli, ["users", "add", "vera.staff", "--role", "reviewer",
+                                 "--service", "BV", "--password-stdin"],
+                           input="first-password-123\nignored second line\n")
+    assert added.exit_code == 0, added.output
+    assert "first-password-123" not in added.output
+
+    def login(password: str) -> int:
+        response = client.post("/api/v1/auth/login",
+                               json={"username": "vera.staff", "password": password})
+        db.session.remove()  # SQLite has one writer: end this side's transaction
+        return response.status_code
+
+    assert login("first-password-123") == 200
+    changed = cli_env.invoke(cli, ["users", "passwd", "vera.staff", "--password-stdin"],
+                             input="second-password-456\n")
+    assert changed.exit_code == 0, changed.output
+    assert "second-password-456" not in changed.output
+    assert login("first-password-123") == 401
+    assert login("second-password-456") == 200

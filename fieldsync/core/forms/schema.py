@@ -31,7 +31,7 @@ IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 FORM_ID = r"^[a-z][a-z0-9_-]{1,62}$"
 CHOICE_VALUE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
-_BASE_MESSAGES = {"required": "missing required key", "null": "must not be null"}
+_BASE_MESSAGES: dict[str, Any] = {"required": "missing required key", "null": "must not be null"}
 _UNKNOWN = "unknown key"
 
 
@@ -182,7 +182,9 @@ class FieldSchema(_Strict):
     pattern = Text()
     choices = _list(_nested(ChoiceSchema))
     kind = Text(validate=_one_of(ATTACHMENT_KINDS))
-    fields = _list(_nested(lambda: FieldSchema()))
+    # The document's key is "fields": declared here as a field, it does not clash with
+    # marshmallow's own ``Schema.fields``, an instance attribute set in ``__init__``.
+    fields = _list(_nested(lambda: FieldSchema()))  # type: ignore[assignment]
     min_count = Integer(validate=validate.Range(min=0, error="must be at least 0"))
     max_count = Integer(validate=validate.Range(min=1, error="must be at least 1"))
     case_property = Text(validate=_pattern(IDENTIFIER, "case property name"))
@@ -213,7 +215,7 @@ class FormSchema(_Strict):
         values=SettingValue(),
         error_messages={**_BASE_MESSAGES, "invalid": "expected a mapping"},
     )
-    fields = _list(
+    fields = _list(  # type: ignore[assignment]  # the document's key (see FieldSchema)
         _nested(FieldSchema),
         required=True,
         validate=validate.Length(min=1, error="a form needs at least one field"),
@@ -221,10 +223,10 @@ class FormSchema(_Strict):
 
 
 DOCUMENT_KEYS = {
-    "form": tuple(FormSchema().fields),
-    "case": tuple(CaseSchema().fields),
-    "field": tuple(FieldSchema().fields),
-    "choice": tuple(ChoiceSchema().fields),
+    "form": tuple(FormSchema().declared_fields),
+    "case": tuple(CaseSchema().declared_fields),
+    "field": tuple(FieldSchema().declared_fields),
+    "choice": tuple(ChoiceSchema().declared_fields),
 }
 """Every key the language accepts, per element (the documentation test reads this)."""
 

@@ -38,7 +38,7 @@ def lz4_available() -> bool:
     # The setting lists the methods this server was built with (pglz always, lz4 if any).
     methods = bind.execute(sa.text(
         "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
-    return bool(methods) and "lz4" in methods
+    return methods is not None and "lz4" in methods
 
 
 def set_compression(method: str) -> None:
