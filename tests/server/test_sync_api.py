@@ -191,7 +191,7 @@ def test_a_device_whose_key_on_record_is_broken_has_every_envelope_refused(world
 @pytest.mark.postgres_only
 def test_large_case_values_are_stored_lz4_compressed_on_postgresql(world) -> None:
     """Migration 0004: a case state, its officer view, an event's operations and an envelope
-    over PostgreSQL's compression threshold are written with lz4 (pglz cost about a third of
+    over PostgreSQL's compression threshold are written with lz4 (pglz cost up to half of
     the database's CPU in the ingest benchmark), and read back unchanged."""
     from sqlalchemy import text
 
