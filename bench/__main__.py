@@ -47,7 +47,7 @@ def kinto_backends(text: str) -> str:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("scenario", choices=["ingest", "pull", "rebuild", "peer", "profile",
-                                             "memory", "all"])
+                                             "memory", "merge", "all"])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--n", type=positive, help="submissions to ingest (default 50000)")
     parser.add_argument("--devices", type=positive, help="simulated devices (default 500)")
@@ -105,7 +105,8 @@ def preflight(args: argparse.Namespace) -> str | None:
         return NO_GUNICORN
     kinto_on_postgresql = (args.scenario in ("peer", "all")
                            and "postgresql" in args.kinto_backends)
-    if "postgresql" in backends(args.db) or kinto_on_postgresql:
+    uses_postgresql = args.scenario != "merge" and "postgresql" in backends(args.db)
+    if uses_postgresql or kinto_on_postgresql:
         try:
             pg_admin("SELECT 1")
         except Exception as exc:  # psycopg's errors, and a malformed BENCH_POSTGRES_URL
@@ -150,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
 
             for backend in backends(args.db):
                 memory.run(report, backend, args)
+        if scenario == "merge":  # no database: the merge alone, for before/after comparisons
+            from bench import merge_micro
+
+            merge_micro.run(report)
         if scenario == "profile":
             from bench import profile
 

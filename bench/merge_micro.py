@@ -4,7 +4,7 @@ end-to-end figures are too noisy to show (this machine drifts by 10-20% over min
 300 synthetic cases of 2-6 events with 8 operations each (sets with lww/manual policies,
 appends, adds; one event in five concurrent with its predecessor), merged and turned into
 dicts; prints the best of 9 rounds. Run each checkout in turn, alternating:
-``PYTHONPATH=<checkout> python bench/merge_micro.py``.
+``PYTHONPATH=<checkout> python -m bench merge``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from bench.figures import Report
 from fieldsync.core.merge import Event, merge
 
 CASES = 300
@@ -55,7 +56,7 @@ def histories(seed: int = 1) -> list[list[Event]]:
     return cases
 
 
-def main() -> None:
+def run(report: Report) -> None:
     cases = histories()
     best = float("inf")
     for _ in range(ROUNDS):
@@ -63,9 +64,9 @@ def main() -> None:
         for events in cases:
             merge(events).to_dict()
         best = min(best, time.perf_counter() - started)
-    print(f"merge_micro.per_case {best * 1e6 / len(cases):.1f} us  # merge + to_dict, "
-          f"best of {ROUNDS} rounds over {len(cases)} cases")
+    report.add("merge_micro.per_case", best * 1e6 / len(cases), "us",
+               f"merge + to_dict, best of {ROUNDS} rounds over {len(cases)} cases")
 
 
 if __name__ == "__main__":
-    main()
+    run(Report())

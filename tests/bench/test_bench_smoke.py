@@ -50,6 +50,8 @@ def test_quick_scenarios_print_their_figures() -> None:
         for name in ("incremental_p50", "incremental_p99", "incremental_bytes", "full_p50"):
             assert f"pull.sqlite.{size}.{name}" in pull
     assert pull["pull.sqlite.incremental_growth"][1] == "x"
+    merge = run_bench("merge")
+    assert merge["merge_micro.per_case"][1] == "us" and merge["merge_micro.per_case"][0] > 0
     rebuild = run_bench("rebuild", "--rebuild-cases", "100")
     assert rebuild["rebuild.sqlite.cases_per_s"][1] == "cases/s"
     assert rebuild["rebuild.sqlite.differences"] == (0.0, "cases")
